@@ -1,0 +1,52 @@
+# Two commands on a fresh machine: `make train` and `make test`. Both install on first use.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+DATA_DIR ?= data/synthetic
+# torch/torchvision pair that installs from the files on these machines (see docs in README).
+ARCH := $(shell uname -m)
+ifeq ($(ARCH),aarch64)
+TORCH_PAIR ?= torch==2.9.1 torchvision==0.24.1
+else
+TORCH_PAIR ?= torch==2.14.1 torchvision==0.29.1
+endif
+TEST_ARGS ?=
+
+.PHONY: install data train test test-all lint format clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet $(TORCH_PAIR)
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+# Synthetic SALICON-like and Imp1k-like trees, written once (deterministic for the seed).
+data: install
+	@if [ ! -f $(DATA_DIR)/.complete ]; then \
+		$(VENV)/bin/umsi-make-synthetic --out $(DATA_DIR); \
+	else echo "synthetic data present in $(DATA_DIR)"; fi
+
+# The main job: pretrain -> best checkpoint -> finetune -> evaluation, on the synthetic data, on the CPU.
+train: data
+	$(VENV)/bin/umsi-train $(ARGS)
+
+test: install
+	WANDB_MODE=disabled $(PY) -m pytest -m "not slow" $(TEST_ARGS)
+
+test-all: install
+	WANDB_MODE=disabled $(PY) -m pytest $(TEST_ARGS)
+
+lint: install
+	$(VENV)/bin/ruff check src tests
+	$(VENV)/bin/ruff format --check src tests
+
+format: install
+	$(VENV)/bin/ruff format src tests
+	$(VENV)/bin/ruff check --fix src tests
+
+clean:
+	rm -rf $(VENV) outputs .pytest_cache .ruff_cache

@@ -1,0 +1,1 @@
+"""UMSI: Unified Model of Saliency and Importance."""

@@ -1,0 +1,156 @@
+"""LightningDataModules: SALICON (pretraining) and Imp1k with SALICON mixed in (finetuning)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import pytorch_lightning as pl
+from torch.utils.data import ConcatDataset, DataLoader
+
+from umsi.data.datasets import MixingSampler, SaliencyDataset
+from umsi.data.layouts import (
+    NATURAL_IMAGES,
+    SaliencyItem,
+    class_names,
+    imp1k_items,
+    salicon_items,
+)
+from umsi.data.transforms import SampleTransform, build_augmentation
+
+
+class SaliencyDataModule(pl.LightningDataModule):
+    """Shared loader settings and preprocessing; subclasses fill ``train_set`` / ``val_set``."""
+
+    def __init__(
+        self,
+        input_size: Sequence[int] = (240, 320),
+        output_scale: float = 2.0,
+        preprocessing: str = "official",
+        augment: bool = False,
+        augmentation: dict[str, Any] | None = None,
+        batch_size: int = 4,
+        val_batch_size: int | None = None,
+        num_workers: int = 0,
+        pin_memory: bool = False,
+        persistent_workers: bool = False,
+        num_classes: int = 6,
+        class_mapping: str | None = None,
+        classes_root: str | None = None,
+        seed: int = 0,
+    ) -> None:
+        super().__init__()
+        self.input_size = (int(input_size[0]), int(input_size[1]))
+        self.output_scale = output_scale
+        self.preprocessing = preprocessing
+        self.augment = augment
+        self.augmentation_kwargs = dict(augmentation or {})
+        self.batch_size = batch_size
+        self.val_batch_size = val_batch_size or batch_size
+        self.num_workers = num_workers
+        self.pin_memory = pin_memory
+        self.persistent_workers = persistent_workers and num_workers > 0
+        self.num_classes = num_classes
+        self.class_mapping = class_mapping
+        self.classes_root = classes_root
+        self.seed = seed
+        self.class_names: list[str] = []
+        self.train_set: SaliencyDataset | ConcatDataset | None = None
+        self.val_set: SaliencyDataset | ConcatDataset | None = None
+
+    def transform(self, train: bool) -> SampleTransform:
+        augmentation = build_augmentation(**self.augmentation_kwargs) if (train and self.augment) else None
+        return SampleTransform(self.input_size, self.output_scale, self.preprocessing, augmentation)
+
+    def _loader(self, dataset, batch_size: int, shuffle: bool = False, sampler=None) -> DataLoader:
+        return DataLoader(
+            dataset,
+            batch_size=batch_size,
+            shuffle=shuffle,
+            sampler=sampler,
+            num_workers=self.num_workers,
+            pin_memory=self.pin_memory,
+            persistent_workers=self.persistent_workers,
+            drop_last=False,
+        )
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader(self.val_set, self.val_batch_size)
+
+    def test_dataloader(self) -> DataLoader:
+        return self.val_dataloader()
+
+
+class SaliconDataModule(SaliencyDataModule):
+    """SALICON 2017 train/val (``data.root``); every image has class ``natural_images``."""
+
+    def __init__(self, root: str, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.root = root
+
+    def natural_label(self) -> int:
+        """Index of ``natural_images`` in the same class list finetuning will use: the mapping file, else the
+        Imp1k class folders when ``data.classes_root`` exists, else placeholders with natural_images last."""
+        if self.class_mapping or (self.classes_root and Path(self.classes_root, "imgs").is_dir()):
+            names = class_names(self.classes_root, self.class_mapping, self.num_classes)
+        else:
+            names = [f"design_{i}" for i in range(self.num_classes - 1)] + [NATURAL_IMAGES]
+        self.class_names = names
+        return names.index(NATURAL_IMAGES)
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.train_set is not None:
+            return
+        label = self.natural_label()
+        self.train_set = SaliencyDataset(salicon_items(self.root, "train", label), self.transform(train=True))
+        self.val_set = SaliencyDataset(salicon_items(self.root, "val", label), self.transform(train=False))
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader(self.train_set, self.batch_size, shuffle=True)
+
+
+class Imp1kDataModule(SaliencyDataModule):
+    """Imp1k (``data.root``) with ``salicon_per_epoch`` SALICON training images (``data.salicon_root``) drawn
+    afresh into every training epoch, so the classifier keeps seeing ``natural_images``.
+
+    Validation is Imp1k val, plus the first ``val_salicon_items`` SALICON val images when > 0.
+    """
+
+    def __init__(
+        self,
+        root: str,
+        salicon_root: str,
+        salicon_per_epoch: int = 160,
+        val_salicon_items: int = 0,
+        val_per_class: int = 40,
+        split_file: str | None = "train_test_split_imp1k.json",
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.root, self.salicon_root = root, salicon_root
+        self.salicon_per_epoch = salicon_per_epoch
+        self.val_salicon_items = val_salicon_items
+        self.val_per_class = val_per_class
+        self.split_file = split_file
+        self.sampler: MixingSampler | None = None
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.train_set is not None:
+            return
+        self.class_names = class_names(self.classes_root or self.root, self.class_mapping, self.num_classes)
+        natural = self.class_names.index(NATURAL_IMAGES)
+        train, val = imp1k_items(self.root, self.class_names, self.val_per_class, self.seed, self.split_file)
+        salicon_train = salicon_items(self.salicon_root, "train", natural, key="data.salicon_root")
+        val_extra: list[SaliencyItem] = []
+        if self.val_salicon_items > 0:
+            val_extra = salicon_items(self.salicon_root, "val", natural, key="data.salicon_root")
+            val_extra = val_extra[: self.val_salicon_items]
+        self.train_set = ConcatDataset(
+            [SaliencyDataset(train, self.transform(True)), SaliencyDataset(salicon_train, self.transform(True))]
+        )
+        self.val_set = SaliencyDataset(val + val_extra, self.transform(False))
+        self.sampler = MixingSampler(len(train), len(salicon_train), self.salicon_per_epoch, self.seed)
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader(self.train_set, self.batch_size, sampler=self.sampler)

@@ -1,0 +1,87 @@
+"""Torch datasets over paired saliency items, and the epoch-wise SALICON mixing sampler."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import torch
+from torch.utils.data import Dataset, Sampler
+
+from umsi.data.layouts import SaliencyItem, read_salicon_fixations
+from umsi.data.transforms import SampleTransform
+
+
+def read_image_bgr(path: Path) -> np.ndarray:
+    """(H, W, 3) uint8 BGR; grayscale is expanded and alpha dropped, as ``cv2.imread`` does."""
+    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if image is None:
+        raise OSError(f"cannot read image {path} (missing, truncated or not an image)")
+    return image
+
+
+def read_map(path: Path) -> np.ndarray:
+    """(H, W) uint8 grayscale saliency/importance map."""
+    saliency = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
+    if saliency is None:
+        raise OSError(f"cannot read map {path} (missing, truncated or not an image)")
+    return saliency
+
+
+class SaliencyDataset(Dataset):
+    """Items → dict(image (3, H, W), saliency (1, sH, sW), fixations (1, sH, sW), label (), index (),
+    path str). Items without a fixation file get an all-zero fixation map (NSS then contributes 0)."""
+
+    def __init__(self, items: Sequence[SaliencyItem], transform: SampleTransform) -> None:
+        self.items = list(items)
+        self.transform = transform
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        item = self.items[index]
+        image = read_image_bgr(item.image)
+        fixations = read_salicon_fixations(item.fixations) if item.fixations else np.zeros((0, 2), np.float32)
+        sample = self.transform(image, read_map(item.saliency), fixations)
+        sample.update(label=torch.tensor(item.label), index=torch.tensor(index), path=str(item.image))
+        return sample
+
+
+class MixingSampler(Sampler[int]):
+    """Indices into ``ConcatDataset([base, pool])``: every base item plus ``per_epoch`` distinct pool items,
+    drawn afresh each epoch (seeded by ``seed`` and the epoch), shuffled together.
+
+    This is how Imp1k finetuning keeps seeing natural images: base = Imp1k train, pool = SALICON train.
+    Lightning calls :meth:`set_epoch` at the start of every training epoch.
+    """
+
+    def __init__(self, base_size: int, pool_size: int, per_epoch: int, seed: int = 0, shuffle: bool = True):
+        if per_epoch > pool_size:
+            raise ValueError(
+                f"data.salicon_per_epoch={per_epoch} exceeds the {pool_size} SALICON training images available"
+            )
+        self.base_size, self.pool_size, self.per_epoch = base_size, pool_size, per_epoch
+        self.seed, self.shuffle, self.epoch = seed, shuffle, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def _rng(self) -> np.random.Generator:
+        return np.random.default_rng([self.seed, self.epoch])
+
+    def pool_indices(self) -> np.ndarray:
+        """The pool items (0-based within the pool) drawn for the current epoch."""
+        return self._rng().choice(self.pool_size, size=self.per_epoch, replace=False)
+
+    def __iter__(self) -> Iterator[int]:
+        indices = np.concatenate([np.arange(self.base_size), self.base_size + self.pool_indices()])
+        if self.shuffle:
+            indices = np.random.default_rng([self.seed, self.epoch, 1]).permutation(indices)
+        return iter(indices.tolist())
+
+    def __len__(self) -> int:
+        return self.base_size + self.per_epoch

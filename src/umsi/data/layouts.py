@@ -1,0 +1,211 @@
+"""File discovery for the real dataset layouts: pairing images with maps and fixations, class labels, splits.
+
+SALICON 2017 (LSUN'17 release)::
+
+    root/images/{train,val}/COCO_*.jpg
+    root/maps/{train,val}/COCO_*.png          grayscale saliency maps
+    root/fixations/{train,val}/COCO_*.mat     ``gaze`` struct array, one entry per subject, fields
+                                              ``location``, ``timestamp``, ``fixations`` ([x, y], 1-based)
+
+Imp1k::
+
+    root/imgs/<class>/<name>.{png,jpg}
+    root/maps/<class>/<name>.png              same relative path (stem) as the image
+    root/train_test_split_imp1k.json          optional: [train relative paths, test relative paths]
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import scipy.io
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
+NATURAL_IMAGES = "natural_images"
+IMP1K_SPLIT_FILE = "train_test_split_imp1k.json"
+
+
+class DatasetLayoutError(ValueError):
+    """A dataset folder does not have the expected layout; the message names the path and the fix."""
+
+
+@dataclass(frozen=True)
+class SaliencyItem:
+    """One training/evaluation item: image and map paths, optional fixation file, class index."""
+
+    image: Path
+    saliency: Path
+    fixations: Path | None
+    label: int
+
+
+def _images_in(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+
+
+def _require_dir(path: Path, what: str, key: str) -> Path:
+    if not path.is_dir():
+        raise DatasetLayoutError(
+            f"{what} folder {path} does not exist. Point {key} at a dataset in the documented layout "
+            "(see data/README.md), or generate the synthetic one with `umsi-make-synthetic --out data/synthetic`."
+        )
+    return path
+
+
+def _index_by_stem(files: Sequence[Path]) -> dict[str, Path]:
+    return {p.stem: p for p in files}
+
+
+def salicon_items(root: str | Path, split: str, label: int, key: str = "data.root") -> list[SaliencyItem]:
+    """Items of one SALICON split, paired by file stem. Fixations are optional as a whole folder, but when
+    the folder exists every image needs its ``.mat`` file."""
+    root = Path(root)
+    images = _images_in(_require_dir(root / "images" / split, f"SALICON {split} images", key))
+    maps = _index_by_stem(_images_in(_require_dir(root / "maps" / split, f"SALICON {split} maps", key)))
+    fix_dir = root / "fixations" / split
+    fixations = {p.stem: p for p in fix_dir.glob("*.mat")} if fix_dir.is_dir() else None
+    items = []
+    for image in images:
+        if image.stem not in maps:
+            raise DatasetLayoutError(f"SALICON image {image} has no map {root / 'maps' / split / image.stem}.png")
+        fix = None
+        if fixations is not None:
+            if image.stem not in fixations:
+                raise DatasetLayoutError(f"SALICON image {image} has no fixation file {fix_dir / image.stem}.mat")
+            fix = fixations[image.stem]
+        items.append(SaliencyItem(image, maps[image.stem], fix, label))
+    if not items:
+        raise DatasetLayoutError(f"no images found in {root / 'images' / split} ({key})")
+    return items
+
+
+def read_salicon_fixations(path: str | Path, field: str = "fixations") -> np.ndarray:
+    """(N, 2) float 0-based (x, y) fixations of all subjects in a SALICON 2017 ``.mat`` file.
+
+    ``field`` selects ``fixations`` (inferred fixations) or ``location`` (raw mouse samples). Points outside
+    the ``resolution`` stored in the file are dropped.
+    """
+    mat = scipy.io.loadmat(str(path))
+    if "gaze" not in mat:
+        raise DatasetLayoutError(f"{path}: no 'gaze' variable (expected a SALICON 2017 fixation file)")
+    gaze = mat["gaze"]
+    if gaze.dtype.names is None or field not in gaze.dtype.names:
+        raise DatasetLayoutError(f"{path}: 'gaze' has no field {field!r} (fields: {gaze.dtype.names})")
+    chunks = [np.asarray(entry[field], dtype=np.float64).reshape(-1, 2) for entry in gaze.flat]
+    points = np.concatenate(chunks) if chunks else np.zeros((0, 2))
+    points = points - 1.0  # 1-based [x, y] → 0-based
+    if "resolution" in mat:
+        height, width = np.asarray(mat["resolution"], dtype=np.float64).reshape(-1)[:2]
+        inside = (points[:, 0] >= 0) & (points[:, 1] >= 0) & (points[:, 0] < width) & (points[:, 1] < height)
+        points = points[inside]
+    return points.astype(np.float32)
+
+
+def imp1k_classes(root: str | Path, key: str = "data.root") -> list[str]:
+    """Design class names = the sub-folders of ``root/imgs``, sorted."""
+    imgs = _require_dir(Path(root) / "imgs", "Imp1k images", key)
+    classes = sorted(p.name for p in imgs.iterdir() if p.is_dir())
+    if not classes:
+        raise DatasetLayoutError(f"{imgs} has no class sub-folders ({key})")
+    return classes
+
+
+def read_class_mapping(path: str | Path) -> list[str]:
+    """Class names ordered by index from a mapping file: one class per line, first token = name, last token =
+    integer index (the official ``label_mapping_file`` format)."""
+    pairs = []
+    for lineno, line in enumerate(Path(path).read_text().splitlines(), 1):
+        tokens = line.split()
+        if not tokens:
+            continue
+        try:
+            pairs.append((int(tokens[-1]), tokens[0]))
+        except ValueError as err:
+            raise DatasetLayoutError(f"{path}:{lineno}: expected '<name> ... <index>', got {line!r}") from err
+    indices = sorted(i for i, _ in pairs)
+    if indices != list(range(len(pairs))):
+        raise DatasetLayoutError(f"{path}: indices must be 0..{len(pairs) - 1} without gaps, got {indices}")
+    return [name for _, name in sorted(pairs)]
+
+
+def class_names(
+    imp1k_root: str | Path | None, mapping_file: str | Path | None = None, num_classes: int | None = None
+) -> list[str]:
+    """The class list: from ``mapping_file`` when given, else the Imp1k folders sorted, then ``natural_images``
+    last. ``num_classes`` (the model's) is checked against it."""
+    if mapping_file:
+        names = read_class_mapping(mapping_file)
+    elif imp1k_root is not None:
+        names = [c for c in imp1k_classes(imp1k_root) if c != NATURAL_IMAGES] + [NATURAL_IMAGES]
+    else:
+        raise DatasetLayoutError("no class list: give data.class_mapping or an Imp1k root")
+    if NATURAL_IMAGES not in names:
+        raise DatasetLayoutError(f"the class list {names} has no '{NATURAL_IMAGES}' class for SALICON images")
+    if num_classes is not None and num_classes != len(names):
+        raise DatasetLayoutError(
+            f"model.num_classes={num_classes} but the data has {len(names)} classes {names}; "
+            f"set model.num_classes={len(names)}"
+        )
+    return names
+
+
+def imp1k_items(
+    root: str | Path,
+    names: Sequence[str],
+    val_per_class: int = 40,
+    seed: int = 0,
+    split_file: str | None = IMP1K_SPLIT_FILE,
+    key: str = "data.root",
+) -> tuple[list[SaliencyItem], list[SaliencyItem]]:
+    """(train, val) Imp1k items. Uses ``root/<split_file>`` when it exists, otherwise holds out
+    ``val_per_class`` images of each class chosen with ``seed``."""
+    root = Path(root)
+    label_of = {name: i for i, name in enumerate(names)}
+    by_class: dict[str, list[SaliencyItem]] = {}
+    for cls in imp1k_classes(root, key):
+        if cls not in label_of:
+            raise DatasetLayoutError(f"Imp1k class folder {root / 'imgs' / cls} is not in the class list {names}")
+        maps = _index_by_stem(_images_in(_require_dir(root / "maps" / cls, f"Imp1k {cls} maps", key)))
+        items = []
+        for image in _images_in(root / "imgs" / cls):
+            if image.stem not in maps:
+                raise DatasetLayoutError(f"Imp1k image {image} has no map in {root / 'maps' / cls}")
+            items.append(SaliencyItem(image, maps[image.stem], None, label_of[cls]))
+        by_class[cls] = items
+    split_path = root / split_file if split_file else None
+    if split_path is not None and split_path.is_file():
+        return _split_from_file(root, split_path, by_class)
+    rng = np.random.default_rng(seed)
+    train, val = [], []
+    for items in by_class.values():
+        order = rng.permutation(len(items))
+        held = set(order[: min(val_per_class, max(len(items) - 1, 0))].tolist())
+        val += [it for i, it in enumerate(items) if i in held]
+        train += [it for i, it in enumerate(items) if i not in held]
+    return train, val
+
+
+def _split_from_file(
+    root: Path, split_path: Path, by_class: dict[str, list[SaliencyItem]]
+) -> tuple[list[SaliencyItem], list[SaliencyItem]]:
+    try:
+        train_names, val_names = json.loads(split_path.read_text())
+    except (ValueError, TypeError) as err:
+        raise DatasetLayoutError(f"{split_path}: expected a JSON list [train_paths, test_paths]: {err}") from err
+    by_rel = {
+        it.image.relative_to(root / "imgs").with_suffix("").as_posix(): it
+        for items in by_class.values()
+        for it in items
+    }
+
+    def pick(names: Sequence[str]) -> list[SaliencyItem]:
+        missing = [n for n in names if Path(n).with_suffix("").as_posix() not in by_rel]
+        if missing:
+            raise DatasetLayoutError(f"{split_path} lists {len(missing)} images not under imgs/: {missing[:3]}")
+        return [by_rel[Path(n).with_suffix("").as_posix()] for n in names]
+
+    return pick(train_names), pick(val_names)

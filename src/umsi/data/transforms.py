@@ -1,0 +1,153 @@
+"""Preprocessing: official letterboxing, BGR/Caffe-mean or timm normalisation, fixation maps, joint
+augmentation (umsi-reference §3). Arrays are NumPy HWC uint8 in, tensors CHW float32 out."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import albumentations as A
+import cv2
+import numpy as np
+import torch
+
+# Caffe/VGG means of the B, G, R channels; the official model subtracts them with no scaling.
+CAFFE_BGR_MEAN = (103.939, 116.779, 123.68)
+TIMM_MEAN = TIMM_STD = (0.5, 0.5, 0.5)
+PREPROCESSING_MODES = ("official", "timm")
+
+
+@dataclass(frozen=True)
+class LetterboxGeometry:
+    """Where a (src_h, src_w) array lands inside a (dst_h, dst_w) canvas: resized to (new_h, new_w) and
+    pasted at (top, left), zero bars elsewhere. Official rule: the relatively longer side fills the canvas,
+    the other is ⌊side·scale⌋ and centred with ``//``."""
+
+    new_h: int
+    new_w: int
+    top: int
+    left: int
+
+    @classmethod
+    def fit(cls, src_hw: tuple[int, int], dst_hw: tuple[int, int]) -> LetterboxGeometry:
+        (src_h, src_w), (dst_h, dst_w) = src_hw, dst_hw
+        if src_h / dst_h > src_w / dst_w:
+            new_h, new_w = dst_h, max(1, min(dst_w, (src_w * dst_h) // src_h))
+        else:
+            new_h, new_w = max(1, min(dst_h, (src_h * dst_w) // src_w)), dst_w
+        return cls(new_h, new_w, (dst_h - new_h) // 2, (dst_w - new_w) // 2)
+
+
+def letterbox(array: np.ndarray, dst_hw: tuple[int, int]) -> np.ndarray:
+    """Resize (bilinear) and centre ``array`` (H, W[, C]) on a zero canvas of ``dst_hw``, keeping its aspect."""
+    geo = LetterboxGeometry.fit(array.shape[:2], dst_hw)
+    resized = cv2.resize(array, (geo.new_w, geo.new_h), interpolation=cv2.INTER_LINEAR)
+    canvas = np.zeros((*dst_hw, *array.shape[2:]), dtype=array.dtype)
+    canvas[geo.top : geo.top + geo.new_h, geo.left : geo.left + geo.new_w] = resized.reshape(
+        geo.new_h, geo.new_w, *array.shape[2:]
+    )
+    return canvas
+
+
+def fixation_map(points_xy: np.ndarray, src_hw: tuple[int, int], dst_hw: tuple[int, int]) -> np.ndarray:
+    """Binary (dst_h, dst_w) float32 map with a 1 at each fixation, placed as the letterbox places the image.
+
+    points_xy: (N, 2) 0-based (x, y) pixel coordinates in the source image. Each point maps to
+    (round(y·new_h/src_h), round(x·new_w/src_w)) clamped to the resized area, as the official code does.
+    """
+    geo = LetterboxGeometry.fit(src_hw, dst_hw)
+    out = np.zeros(dst_hw, dtype=np.float32)
+    if len(points_xy):
+        pts = np.asarray(points_xy, dtype=np.float64)
+        rows = np.clip(np.round(pts[:, 1] * geo.new_h / src_hw[0]), 0, geo.new_h - 1).astype(int) + geo.top
+        cols = np.clip(np.round(pts[:, 0] * geo.new_w / src_hw[1]), 0, geo.new_w - 1).astype(int) + geo.left
+        out[rows, cols] = 1.0
+    return out
+
+
+def normalize_image(image_bgr: np.ndarray, mode: str = "official") -> torch.Tensor:
+    """(H, W, 3) uint8 BGR → (3, H, W) float32. ``official``: BGR minus Caffe means, no scaling (range about
+    [−124, 152]); ``timm``: RGB / 255, then (x − 0.5) / 0.5."""
+    if mode == "official":
+        x = image_bgr.astype(np.float32) - np.asarray(CAFFE_BGR_MEAN, dtype=np.float32)
+    elif mode == "timm":
+        rgb = image_bgr[..., ::-1].astype(np.float32) / 255.0
+        x = (rgb - np.asarray(TIMM_MEAN, dtype=np.float32)) / np.asarray(TIMM_STD, dtype=np.float32)
+    else:
+        raise ValueError(f"data.preprocessing={mode!r}: choose one of {PREPROCESSING_MODES}")
+    return torch.from_numpy(np.ascontiguousarray(x.transpose(2, 0, 1)))
+
+
+def denormalize_image(image: torch.Tensor, mode: str = "official") -> np.ndarray:
+    """Inverse of :func:`normalize_image` for display: (3, H, W) → (H, W, 3) uint8 RGB."""
+    x = image.detach().float().cpu().numpy().transpose(1, 2, 0)
+    if mode == "official":
+        rgb = (x + np.asarray(CAFFE_BGR_MEAN, dtype=np.float32))[..., ::-1]
+    else:
+        rgb = (x * np.asarray(TIMM_STD, dtype=np.float32) + np.asarray(TIMM_MEAN, dtype=np.float32)) * 255.0
+    return np.clip(rgb, 0, 255).astype(np.uint8)
+
+
+def build_augmentation(
+    flip_p: float = 0.5,
+    affine_p: float = 0.4,
+    rotate: float = 15.0,
+    scale: tuple[float, float] = (0.9, 1.1),
+    translate: float = 0.05,
+    crop_pad_p: float = 0.4,
+    crop_pad: float = 0.05,
+) -> A.Compose:
+    """Joint augmentation at the source resolution: the same flip / small affine / crop-or-pad is applied to
+    the image, its saliency map (bilinear) and its fixation points (dropped when they leave the image)."""
+    return A.Compose(
+        [
+            A.HorizontalFlip(p=flip_p),
+            A.Affine(
+                rotate=(-rotate, rotate),
+                scale=scale,
+                translate_percent=(-translate, translate),
+                mask_interpolation=cv2.INTER_LINEAR,
+                p=affine_p,
+            ),
+            A.CropAndPad(percent=(-crop_pad, crop_pad), keep_size=True, p=crop_pad_p),
+        ],
+        keypoint_params=A.KeypointParams(format="xy", remove_invisible=True),
+        seed=None,
+    )
+
+
+class SampleTransform:
+    """Turns one (image, map, fixations) triple into network tensors.
+
+    image (H, W, 3) uint8 BGR, saliency (h, w) uint8 (resized to H×W if it differs), fixations (N, 2) 0-based
+    x, y → {"image": (3, *input_size), "saliency": (1, *output_size) in [0, 1],
+    "fixations": (1, *output_size) binary}. ``output_size`` = input_size × output_scale.
+    """
+
+    def __init__(
+        self,
+        input_size: tuple[int, int] = (240, 320),
+        output_scale: float = 2.0,
+        preprocessing: str = "official",
+        augmentation: A.Compose | None = None,
+    ) -> None:
+        if preprocessing not in PREPROCESSING_MODES:
+            raise ValueError(f"data.preprocessing={preprocessing!r}: choose one of {PREPROCESSING_MODES}")
+        self.input_size = (int(input_size[0]), int(input_size[1]))
+        self.output_size = (round(input_size[0] * output_scale), round(input_size[1] * output_scale))
+        self.preprocessing = preprocessing
+        self.augmentation = augmentation
+
+    def __call__(self, image: np.ndarray, saliency: np.ndarray, fixations: np.ndarray) -> dict[str, Any]:
+        if saliency.shape[:2] != image.shape[:2]:
+            saliency = cv2.resize(saliency, (image.shape[1], image.shape[0]), interpolation=cv2.INTER_LINEAR)
+        if self.augmentation is not None:
+            out = self.augmentation(image=image, mask=saliency, keypoints=np.asarray(fixations).reshape(-1, 2))
+            image, saliency, fixations = out["image"], out["mask"], np.asarray(out["keypoints"])[:, :2]
+        src_hw = image.shape[:2]
+        saliency_out = letterbox(saliency, self.output_size).astype(np.float32) / 255.0
+        return {
+            "image": normalize_image(letterbox(image, self.input_size), self.preprocessing),
+            "saliency": torch.from_numpy(saliency_out)[None],
+            "fixations": torch.from_numpy(fixation_map(fixations, src_hw, self.output_size))[None],
+        }

@@ -1,0 +1,114 @@
+"""Encoders: timm Xception backbones returning one feature map at output stride 8 or 16.
+
+The default is timm ``legacy_xception`` (the original Keras Xception layout) with the official UMSI
+stride change: Keras blocks 4 and 13 (timm ``block3`` and ``block12``) run at stride 1 and no dilation is
+added, so the output stride is 8 instead of 32. The aligned (DeepLab-style) ``xception41/65/71`` use timm's
+own ``output_stride`` support, which dilates the later blocks instead.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import timm
+import torch
+from torch import nn
+
+log = logging.getLogger(__name__)
+
+LEGACY_XCEPTION = "legacy_xception"
+ALIGNED_XCEPTIONS = ("xception41", "xception65", "xception71", "xception41p", "xception65p")
+# timm legacy_xception blocks whose stride the official model sets to 1, by the output stride they give.
+_LEGACY_STRIDE1_BLOCKS = {8: ("block3", "block12"), 16: ("block12",), 32: ()}
+
+
+class PretrainedWeightsError(RuntimeError):
+    """The configured encoder weights cannot be loaded (missing file, no network, wrong file)."""
+
+
+def _set_block_stride1(block: nn.Module) -> None:
+    """Turn a strided timm legacy Xception ``Block`` into a stride-1 block (residual 1×1 conv and max-pool)."""
+    block.skip.stride = (1, 1)
+    pool = block.rep[-1]
+    if not isinstance(pool, nn.MaxPool2d):
+        raise TypeError(f"expected the block to end with a MaxPool2d, found {type(pool).__name__}")
+    pool.stride = 1
+
+
+class LegacyXceptionEncoder(nn.Module):
+    """Original Xception (timm ``legacy_xception``) without its classifier, at output stride 8 by default.
+
+    Input (B, 3, H, W) → output (B, 2048, h, w) with h = ⌈⌈(⌊(H−3)/2⌋−1)/2⌉ / (stride of block3 · block12)⌉,
+    i.e. 30×40 for a 240×320 input at output stride 8. The output is ReLU'd (``block14_sepconv2_act``).
+    """
+
+    out_channels = 2048
+
+    def __init__(self, output_stride: int = 8, pretrained_file: str | None = None) -> None:
+        super().__init__()
+        if output_stride not in _LEGACY_STRIDE1_BLOCKS:
+            raise ValueError(f"model.output_stride={output_stride}: legacy_xception supports 8, 16 or 32")
+        self.body = _create_timm(LEGACY_XCEPTION, pretrained_file, num_classes=0, global_pool="")
+        for name in _LEGACY_STRIDE1_BLOCKS[output_stride]:
+            _set_block_stride1(getattr(self.body, name))
+        self.output_stride = output_stride
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        return self.body.forward_features(image)
+
+
+class AlignedXceptionEncoder(nn.Module):
+    """Aligned Xception (timm ``xception41/65/71``) at output stride 8 or 16 (dilated later blocks).
+
+    Input (B, 3, H, W) → output (B, 2048, ⌈H/os⌉, ⌈W/os⌉) (the last feature of timm's ``features_only``).
+    """
+
+    out_channels = 2048
+
+    def __init__(self, name: str, output_stride: int = 8, pretrained_file: str | None = None) -> None:
+        super().__init__()
+        if output_stride not in (8, 16, 32):
+            raise ValueError(f"model.output_stride={output_stride}: {name} supports 8, 16 or 32")
+        self.body = _create_timm(
+            name, pretrained_file, features_only=True, output_stride=output_stride, out_indices=(-1,)
+        )
+        self.out_channels = self.body.feature_info.channels()[-1]
+        self.output_stride = output_stride
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        return self.body(image)[-1]
+
+
+def _create_timm(name: str, pretrained_file: str | None, **kwargs) -> nn.Module:
+    """Create a timm model, loading weights only from a local file (model hubs are not reachable)."""
+    if pretrained_file is None:
+        log.warning("encoder %s starts from random weights (no model.pretrained_file given)", name)
+        return timm.create_model(name, pretrained=False, **kwargs)
+    path = Path(pretrained_file).expanduser()
+    if not path.is_file():
+        raise PretrainedWeightsError(
+            f"model.pretrained_file={pretrained_file} does not exist. Download the timm weights for "
+            f"'{name}' on a machine with internet access and point this key at the local .pth/.safetensors "
+            "file, or set model.pretrained_file=null to train from scratch."
+        )
+    try:
+        return timm.create_model(name, pretrained=True, pretrained_cfg_overlay={"file": str(path)}, **kwargs)
+    except Exception as err:  # timm raises several types for a wrong or unreadable file
+        raise PretrainedWeightsError(
+            f"could not load encoder weights for '{name}' from {path}: {err}. The file must be a timm "
+            f"state dict for '{name}' (model.pretrained_file)."
+        ) from err
+
+
+def build_encoder(
+    name: str = LEGACY_XCEPTION, output_stride: int = 8, pretrained_file: str | None = None
+) -> nn.Module:
+    """Factory for the supported encoders; each has ``out_channels`` and returns one (B, C, h, w) map."""
+    if name == LEGACY_XCEPTION:
+        return LegacyXceptionEncoder(output_stride, pretrained_file)
+    if name in ALIGNED_XCEPTIONS:
+        return AlignedXceptionEncoder(name, output_stride, pretrained_file)
+    raise ValueError(
+        f"model.encoder={name!r} is not supported; choose one of {(LEGACY_XCEPTION, *ALIGNED_XCEPTIONS)}"
+    )

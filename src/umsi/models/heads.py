@@ -1,0 +1,134 @@
+"""UMSI head modules: global/classification branch, ASPP, class-conditioned fusion and the decoder.
+
+All modules are NCHW. Widths, dilations and dropout are constructor arguments; the defaults are the released
+UMSI network (umsi-reference §1.3).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+class ConvBNReLU(nn.Sequential):
+    """k×k conv (no bias) → BatchNorm → ReLU. (B, C_in, h, w) → (B, C_out, h', w')."""
+
+    def __init__(
+        self, in_channels: int, out_channels: int, kernel_size: int = 1, stride: int = 1, padding: int = 0
+    ) -> None:
+        super().__init__(
+            nn.Conv2d(in_channels, out_channels, kernel_size, stride, padding, bias=False),
+            nn.BatchNorm2d(out_channels),
+            nn.ReLU(inplace=True),
+        )
+
+
+class SeparableConvBNReLU(nn.Sequential):
+    """Depthwise 3×3 (dilation d) → BN → ReLU → pointwise 1×1 → BN → ReLU (Keras ``SepConv_BN``,
+    ``depth_activation=True``). (B, C_in, h, w) → (B, C_out, h, w)."""
+
+    def __init__(self, in_channels: int, out_channels: int, dilation: int) -> None:
+        super().__init__(
+            nn.Conv2d(
+                in_channels, in_channels, 3, padding=dilation, dilation=dilation, groups=in_channels, bias=False
+            ),
+            nn.BatchNorm2d(in_channels),
+            nn.ReLU(inplace=True),
+            ConvBNReLU(in_channels, out_channels, 1),
+        )
+
+
+class GlobalBranch(nn.Module):
+    """Encoder features (B, C, h, w) → global vector g (B, width).
+
+    3×3 stride-3 conv → BN → ReLU → dropout → global average pool → linear (no activation) → dropout.
+    g feeds both the classifier and the decoder conditioning.
+    """
+
+    def __init__(self, in_channels: int, width: int = 256, dropout: float = 0.3) -> None:
+        super().__init__()
+        self.conv = ConvBNReLU(in_channels, width, kernel_size=3, stride=3, padding=1)
+        self.dropout_conv = nn.Dropout(dropout)
+        self.dense = nn.Linear(width, width)
+        self.dropout_dense = nn.Dropout(dropout)
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        x = self.dropout_conv(self.conv(features))
+        return self.dropout_dense(self.dense(x.mean(dim=(2, 3))))
+
+
+class ASPP(nn.Module):
+    """Atrous spatial pyramid pooling without an image-pooling branch.
+
+    (B, C, h, w) → (B, width·(1 + len(dilations)), h, w): [1×1 conv, separable 3×3 at each dilation],
+    concatenated in that order.
+    """
+
+    def __init__(self, in_channels: int, width: int = 256, dilations: Sequence[int] = (6, 12, 18)) -> None:
+        super().__init__()
+        branches = [ConvBNReLU(in_channels, width, 1)]
+        branches += [SeparableConvBNReLU(in_channels, width, d) for d in dilations]
+        self.branches = nn.ModuleList(branches)
+        self.out_channels = width * len(branches)
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        return torch.cat([branch(features) for branch in self.branches], dim=1)
+
+
+class GlobalFusion(nn.Module):
+    """Class-conditioning of the decoder: the global vector, projected by a linear layer, is tiled over
+    the ASPP grid and concatenated after the ASPP channels, then a 1×1 projection mixes them.
+
+    aspp (B, C_aspp, h, w), g (B, C_g) → (B, width, h, w).
+    """
+
+    def __init__(self, aspp_channels: int, global_channels: int, width: int = 256, dropout: float = 0.3) -> None:
+        super().__init__()
+        self.dense = nn.Linear(global_channels, width)
+        self.projection = ConvBNReLU(aspp_channels + width, width, 1)
+        self.dropout = nn.Dropout(dropout)
+
+    def forward(self, aspp: torch.Tensor, global_vector: torch.Tensor) -> torch.Tensor:
+        tiled = self.dense(global_vector)[:, :, None, None].expand(-1, -1, *aspp.shape[-2:])
+        return self.dropout(self.projection(torch.cat([aspp, tiled], dim=1)))
+
+
+class Decoder(nn.Module):
+    """Stages of dilated 3×3 convs (bias, ReLU) each followed by dropout and bilinear upsampling.
+
+    Stages are upsampled ×2 except the last, which is resized to ``output_size`` (×4 for the released
+    network at 240×320), then a 1×1 conv and ReLU give the non-negative map.
+    (B, C, h, w) → (B, 1, *output_size).
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        stage_channels: Sequence[Sequence[int]] = ((256, 256), (128, 128), (64,)),
+        dilation: int = 2,
+        dropout: float = 0.3,
+    ) -> None:
+        super().__init__()
+        stages = []
+        channels = in_channels
+        for widths in stage_channels:
+            layers: list[nn.Module] = []
+            for width in widths:
+                layers += [nn.Conv2d(channels, width, 3, padding=dilation, dilation=dilation), nn.ReLU(inplace=True)]
+                channels = width
+            layers.append(nn.Dropout(dropout))
+            stages.append(nn.Sequential(*layers))
+        self.stages = nn.ModuleList(stages)
+        self.head = nn.Conv2d(channels, 1, 1)
+
+    def forward(self, x: torch.Tensor, output_size: tuple[int, int]) -> torch.Tensor:
+        for i, stage in enumerate(self.stages):
+            x = stage(x)
+            if i < len(self.stages) - 1:
+                x = F.interpolate(x, scale_factor=2.0, mode="bilinear", align_corners=False)
+            else:
+                x = F.interpolate(x, size=output_size, mode="bilinear", align_corners=False)
+        return F.relu(self.head(x))

@@ -1,0 +1,74 @@
+"""UMSI: encoder → (global branch ‖ ASPP) → class-conditioned fusion → decoder, plus a classifier."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import NamedTuple
+
+import torch
+from torch import nn
+
+from umsi.models.encoder import LEGACY_XCEPTION, build_encoder
+from umsi.models.heads import ASPP, Decoder, GlobalBranch, GlobalFusion
+
+
+class UMSIOutput(NamedTuple):
+    """saliency: (B, 1, s·H, s·W) non-negative, un-normalised map (s = output_scale, 2 by default);
+    logits: (B, num_classes) class scores before softmax."""
+
+    saliency: torch.Tensor
+    logits: torch.Tensor
+
+
+class UMSI(nn.Module):
+    """Unified Model of Saliency and Importance.
+
+    ``UMSI()`` builds the network shaped like the released one: timm ``legacy_xception`` at output stride 8
+    (official stride change), 256-wide heads, dropout 0.3, ASPP dilations 6/12/18, decoder dilation 2,
+    6 classes and a map at twice the input size. Any input size works: the grids follow the input.
+    """
+
+    def __init__(
+        self,
+        encoder: str = LEGACY_XCEPTION,
+        output_stride: int = 8,
+        pretrained_file: str | None = None,
+        num_classes: int = 6,
+        width: int = 256,
+        dropout: float = 0.3,
+        aspp_dilations: Sequence[int] = (6, 12, 18),
+        decoder_channels: Sequence[Sequence[int]] = ((256, 256), (128, 128), (64,)),
+        decoder_dilation: int = 2,
+        output_scale: float = 2.0,
+    ) -> None:
+        super().__init__()
+        if num_classes < 1:
+            raise ValueError(f"model.num_classes must be >= 1, got {num_classes}")
+        self.encoder = build_encoder(encoder, output_stride, pretrained_file)
+        channels = self.encoder.out_channels
+        self.global_branch = GlobalBranch(channels, width, dropout)
+        self.classifier = nn.Linear(width, num_classes)
+        self.aspp = ASPP(channels, width, aspp_dilations)
+        self.fusion = GlobalFusion(self.aspp.out_channels, width, width, dropout)
+        self.decoder = Decoder(width, decoder_channels, decoder_dilation, dropout)
+        self.num_classes = num_classes
+        self.output_scale = output_scale
+
+    def output_size(self, input_size: tuple[int, int]) -> tuple[int, int]:
+        """Map size (rows, cols) for an input of ``input_size`` (rows, cols)."""
+        return round(input_size[0] * self.output_scale), round(input_size[1] * self.output_scale)
+
+    def forward(self, image: torch.Tensor) -> UMSIOutput:
+        """image (B, 3, H, W) preprocessed → UMSIOutput(saliency (B, 1, sH, sW), logits (B, K))."""
+        features = self.encoder(image)
+        global_vector = self.global_branch(features)
+        fused = self.fusion(self.aspp(features), global_vector)
+        saliency = self.decoder(fused, self.output_size(tuple(image.shape[-2:])))
+        return UMSIOutput(saliency, self.classifier(global_vector))
+
+
+def count_parameters(model: nn.Module) -> tuple[int, int]:
+    """(learnable parameters, BatchNorm running mean/variance values) — their sum is what Keras reports."""
+    params = sum(p.numel() for p in model.parameters())
+    stats = sum(b.numel() for name, b in model.named_buffers() if name.endswith(("running_mean", "running_var")))
+    return params, stats

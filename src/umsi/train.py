@@ -1,0 +1,25 @@
+"""``umsi-train`` / ``python -m umsi.train``: Hydra entry point for pretraining, finetuning and the pipeline."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import hydra
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig
+
+CONFIG_DIR = os.environ.get("UMSI_CONFIG_DIR", str(Path(__file__).resolve().parents[2] / "conf"))
+
+
+@hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="train")
+def main(cfg: DictConfig) -> float | None:
+    """Returns the final validation CC so sweepers can optimise it."""
+    from umsi.training.runner import run  # heavy imports after Hydra has parsed the command line
+
+    summary = run(cfg, list(HydraConfig.get().overrides.task))
+    return summary["model"]["cc"]
+
+
+if __name__ == "__main__":
+    main()

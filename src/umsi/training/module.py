@@ -1,0 +1,86 @@
+"""LightningModule around the UMSI network and its multi-task loss."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytorch_lightning as pl
+import torch
+from hydra.utils import instantiate
+from torch import nn
+from torchmetrics import MeanMetric
+
+from umsi.metrics.functional import accuracy, correlation_coefficient, evaluation_kl
+
+VAL_METRICS = ("cc", "kl", "acc")
+
+
+class UMSILitModule(pl.LightningModule):
+    """Trains ``model`` with ``loss``; both, and the optimizer, are plain config dicts with ``_target_`` so
+    the checkpoint's hyper-parameters stay loadable with ``torch.load(weights_only=True)``.
+
+    Logged: ``{train,val}/loss`` and each weighted term ``{train,val}/loss_<term>``; per-image means of
+    ``val/cc``, ``val/kl`` (official evaluation convention) and ``val/acc``.
+    """
+
+    def __init__(
+        self,
+        model: dict[str, Any],
+        loss: dict[str, Any],
+        optimizer: dict[str, Any],
+        class_names: list[str] | None = None,
+    ) -> None:
+        super().__init__()
+        self.save_hyperparameters()
+        self.model: nn.Module = instantiate(model, _convert_="all")
+        self.criterion: nn.Module = instantiate(loss, _convert_="all")
+        self.val_metrics = nn.ModuleDict({name: MeanMetric() for name in VAL_METRICS})
+
+    def forward(self, image: torch.Tensor):
+        return self.model(image)
+
+    def _step(self, batch: dict[str, Any], prefix: str):
+        out = self.model(batch["image"])
+        loss = self.criterion(out.saliency, out.logits, batch["saliency"], batch["fixations"], batch["label"])
+        size = batch["image"].shape[0]
+        on_step = prefix == "train"
+        self.log(f"{prefix}/loss", loss.total, prog_bar=True, on_step=on_step, on_epoch=True, batch_size=size)
+        for name, value in loss.weighted.items():
+            self.log(f"{prefix}/loss_{name}", value, on_step=False, on_epoch=True, batch_size=size)
+        return out, loss
+
+    def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
+        return self._step(batch, "train")[1].total
+
+    def validation_step(self, batch: dict[str, Any], batch_idx: int) -> dict[str, torch.Tensor]:
+        out, _ = self._step(batch, "val")
+        values = {
+            "cc": correlation_coefficient(out.saliency, batch["saliency"]),
+            "kl": evaluation_kl(out.saliency, batch["saliency"]),
+            "acc": accuracy(out.logits, batch["label"]),
+        }
+        for name, metric in self.val_metrics.items():
+            metric.update(values[name])
+            self.log(f"val/{name}", metric, on_step=False, on_epoch=True, prog_bar=name == "cc")
+        return {"saliency": out.saliency.detach()}
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        return instantiate(self.hparams.optimizer, params=self.parameters())
+
+
+def load_weights(module: nn.Module, checkpoint: str | Path) -> None:
+    """Initialise ``module`` from a Lightning checkpoint's ``state_dict`` (weights only, no optimizer state).
+    Loads with ``weights_only=True``; a mismatch names the missing and unexpected keys."""
+    path = Path(checkpoint)
+    if not path.is_file():
+        raise FileNotFoundError(f"init_ckpt={checkpoint}: no such checkpoint file")
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    state = state.get("state_dict", state)
+    result = module.load_state_dict(state, strict=False)
+    if result.missing_keys or result.unexpected_keys:
+        raise RuntimeError(
+            f"checkpoint {path} does not match the configured model: missing {result.missing_keys[:5]} "
+            f"({len(result.missing_keys)}), unexpected {result.unexpected_keys[:5]} "
+            f"({len(result.unexpected_keys)}). Check the model.* settings against the run that wrote it."
+        )
