@@ -73,8 +73,7 @@ def test_maps_single_channel_same_size(data: Path) -> None:
         for p in (data / "salicon" / "images").rglob("*.jpg")
     ]
     pairs += [
-        (p, data / "imp1k" / "maps" / p.parent.name / f"{p.stem}.png")
-        for p in (data / "imp1k" / "imgs").rglob("*.*")
+        (p, data / "imp1k" / "maps" / p.parent.name / f"{p.stem}.png") for p in (data / "imp1k" / "imgs").rglob("*.*")
     ]
     for image_path, map_path in pairs:
         image = cv2.imread(str(image_path), cv2.IMREAD_UNCHANGED)
@@ -110,9 +109,7 @@ def test_fixations_follow_saliency(data: Path) -> None:
     on_map, uniform = [], []
     for path in (data / "salicon" / "fixations").rglob("*.mat"):
         sal = cv2.imread(str(data / "salicon" / "maps" / path.parent.name / f"{path.stem}.png"), 0)
-        fix = (
-            np.concatenate([e["fixations"] for e in scipy.io.loadmat(str(path))["gaze"].flat]).astype(int) - 1
-        )
+        fix = np.concatenate([e["fixations"] for e in scipy.io.loadmat(str(path))["gaze"].flat]).astype(int) - 1
         on_map.append(sal[fix[:, 1], fix[:, 0]].mean())
         uniform.append(sal.mean())
     assert np.mean(on_map) > 2 * np.mean(uniform)
@@ -134,9 +131,7 @@ def test_deterministic(data: Path, tmp_path: Path) -> None:
                 np.testing.assert_array_equal(ea[field], eb[field])
     maps = [p.relative_to(data) for p in _files(data) if p.suffix == ".png" and "maps" in p.parts]
     assert any((data / rel).read_bytes() != (other / rel).read_bytes() for rel in maps)
-    assert all(
-        (data / rel).read_bytes() != (other / rel).read_bytes() for rel in maps if "salicon" in rel.parts
-    )
+    assert all((data / rel).read_bytes() != (other / rel).read_bytes() for rel in maps if "salicon" in rel.parts)
 
 
 def _class_stats(root: Path, cls: str, size: tuple[int, int] = (64, 64)) -> tuple[np.ndarray, np.ndarray]:

@@ -25,9 +25,7 @@ def heatmap_rgb(saliency: torch.Tensor) -> np.ndarray:
     return cv2.applyColorMap((x * 255).astype(np.uint8), cv2.COLORMAP_JET)[..., ::-1]
 
 
-def panel_rows(
-    images: torch.Tensor, targets: torch.Tensor, preds: torch.Tensor, preprocessing: str
-) -> np.ndarray:
+def panel_rows(images: torch.Tensor, targets: torch.Tensor, preds: torch.Tensor, preprocessing: str) -> np.ndarray:
     """Stack rows of [image | ground truth | prediction overlay], all at the map size. → (N·H, 3·W, 3) RGB."""
     rows = []
     for image, target, pred in zip(images, targets, preds, strict=True):
@@ -59,9 +57,7 @@ class PredictionPanel(Callback):
         if batch_idx != 0 or dataloader_idx != 0 or trainer.sanity_checking or not isinstance(outputs, dict):
             return
         n = self.num_images
-        self._panel = panel_rows(
-            batch["image"][:n], batch["saliency"][:n], outputs["saliency"][:n], self.preprocessing
-        )
+        self._panel = panel_rows(batch["image"][:n], batch["saliency"][:n], outputs["saliency"][:n], self.preprocessing)
 
     @rank_zero_only
     def on_validation_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
@@ -73,6 +69,8 @@ class PredictionPanel(Callback):
         for logger in trainer.loggers:
             if isinstance(logger, WandbLogger):
                 logger.log_image(
-                    key="val/panel", images=[panel], caption=["image | ground truth | prediction"],
+                    key="val/panel",
+                    images=[panel],
+                    caption=["image | ground truth | prediction"],
                     step=trainer.global_step,
                 )

@@ -147,7 +147,10 @@ class Imp1kDataModule(SaliencyDataModule):
             val_extra = salicon_items(self.salicon_root, "val", natural, key="data.salicon_root")
             val_extra = val_extra[: self.val_salicon_items]
         self.train_set = ConcatDataset(
-            [SaliencyDataset(train, self.transform(True)), SaliencyDataset(salicon_train, self.transform(True))]
+            [
+                SaliencyDataset(train, self.transform(True)),
+                SaliencyDataset(salicon_train, self.transform(True)),
+            ]
         )
         self.val_set = SaliencyDataset(val + val_extra, self.transform(False))
         self.sampler = MixingSampler(len(train), len(salicon_train), self.salicon_per_epoch, self.seed)

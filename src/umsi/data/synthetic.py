@@ -169,13 +169,9 @@ class _Canvas:
     def disc(self, cx: int, cy: int, r: int, color: Color, weight: float = 0.0) -> None:
         self._record(lambda t, c: cv2.circle(t, (int(cx), int(cy)), max(1, int(r)), c, -1), color, weight)
 
-    def ellipse(
-        self, cx: int, cy: int, ax: int, ay: int, angle: float, color: Color, weight: float = 0.0
-    ) -> None:
+    def ellipse(self, cx: int, cy: int, ax: int, ay: int, angle: float, color: Color, weight: float = 0.0) -> None:
         axes = (max(1, int(ax)), max(1, int(ay)))
-        self._record(
-            lambda t, c: cv2.ellipse(t, (int(cx), int(cy)), axes, angle, 0, 360, c, -1), color, weight
-        )
+        self._record(lambda t, c: cv2.ellipse(t, (int(cx), int(cy)), axes, angle, 0, 360, c, -1), color, weight)
 
     def polygon(self, pts: np.ndarray, color: Color, weight: float = 0.0) -> None:
         pts = np.round(pts).astype(np.int32).reshape(-1, 1, 2)
@@ -207,18 +203,14 @@ class _Canvas:
         y, n_lines = y0, 0
         while (n_lines == 0 or y + lh <= y1) and (max_lines is None or n_lines < max_lines):
             last = y + pitch + lh > y1 or (max_lines is not None and n_lines + 1 == max_lines)
-            target = (x1 - x0) * (
-                rng.uniform(0.4, 0.8) if last and max_lines != 1 else rng.uniform(0.85, 1.0)
-            )
+            target = (x1 - x0) * (rng.uniform(0.4, 0.8) if last and max_lines != 1 else rng.uniform(0.85, 1.0))
             row, x = [], 0.0
             while x < target:
                 length = min(rng.uniform(*word_len) * lh, (x1 - x0) - x)
                 row.append((x, x + length))
                 x += length + gap * lh
             shift = x0 + {"left": 0.0, "center": ((x1 - x0) - row[-1][1]) / 2}[align]
-            words += [
-                (round(a + shift), y, max(round(a + shift) + 1, round(b + shift)), y + lh) for a, b in row
-            ]
+            words += [(round(a + shift), y, max(round(a + shift) + 1, round(b + shift)), y + lh) for a, b in row]
             y, n_lines = y + pitch, n_lines + 1
         radius = max(1, lh // 3)
 
@@ -467,9 +459,7 @@ def _advertisement(rng: np.random.Generator, h: int, w: int) -> _Canvas:
     pcx = round(w * (rng.uniform(0.25, 0.32) if left else rng.uniform(0.68, 0.75)))
     pcy = _jitter(rng, 0.5, 0.6, h)
     pw, ph = _jitter(rng, 0.12, 0.16, w), _jitter(rng, 0.26, 0.33, h)
-    product = (
-        _hsv(hue + 0.5, rng.uniform(0.0, 0.8), rng.uniform(0.85, 1.0)) if rng.random() < 0.7 else (20,) * 3
-    )
+    product = _hsv(hue + 0.5, rng.uniform(0.0, 0.8), rng.uniform(0.85, 1.0)) if rng.random() < 0.7 else (20,) * 3
     if rng.random() < 0.5:  # bottle: body + neck
         c.rect((pcx - pw, pcy - ph // 2, pcx + pw, pcy + ph), product, 0.85, radius=pw // 2)
         c.rect((pcx - pw // 3, pcy - ph, pcx + pw // 3, pcy - ph // 2), product, 0.85, radius=pw // 6)
@@ -615,9 +605,7 @@ def write_fixations_mat(path: Path, stem: str, shape: tuple[int, int], gaze: Seq
 
     The MAT header's creation date is replaced by a fixed text so the file bytes are deterministic.
     """
-    struct = np.empty(
-        (len(gaze), 1), dtype=[("location", object), ("timestamp", object), ("fixations", object)]
-    )
+    struct = np.empty((len(gaze), 1), dtype=[("location", object), ("timestamp", object), ("fixations", object)])
     for i, (loc, ts, fix) in enumerate(gaze):
         struct[i, 0] = (loc.astype(np.float64), ts.astype(np.float64), fix.astype(np.float64))
     buf = io.BytesIO()

@@ -8,7 +8,6 @@ the prediction is divided by its maximum before KL, CC and NSS, KL is KL(target 
 
 from __future__ import annotations
 
-
 import torch
 
 EPS = 1e-7

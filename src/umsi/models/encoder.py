@@ -92,23 +92,54 @@ def _create_timm(name: str, pretrained_file: str | None, **kwargs) -> nn.Module:
             f"'{name}' on a machine with internet access and point this key at the local .pth/.safetensors "
             "file, or set model.pretrained_file=null to train from scratch."
         )
+    report = _TimmLoadReport()
     try:
-        return timm.create_model(name, pretrained=True, pretrained_cfg_overlay={"file": str(path)}, **kwargs)
+        with report:
+            model = timm.create_model(name, pretrained=True, pretrained_cfg_overlay={"file": str(path)}, **kwargs)
     except Exception as err:  # timm raises several types for a wrong or unreadable file
-        raise PretrainedWeightsError(
-            f"could not load encoder weights for '{name}' from {path}: {err}. The file must be a timm "
-            f"state dict for '{name}' (model.pretrained_file)."
-        ) from err
+        raise PretrainedWeightsError(_wrong_file(name, path, str(err))) from err
+    if report.problems:
+        # timm loads non-strictly once the classifier is dropped: a wrong file would silently stay random.
+        raise PretrainedWeightsError(_wrong_file(name, path, "; ".join(report.problems)))
+    log.info("encoder %s weights loaded from %s", name, path)
+    return model
 
 
-def build_encoder(
-    name: str = LEGACY_XCEPTION, output_stride: int = 8, pretrained_file: str | None = None
-) -> nn.Module:
+def _wrong_file(name: str, path: Path, why: str) -> str:
+    return (
+        f"could not load encoder weights for '{name}' from {path} (model.pretrained_file): {why[:500]}. "
+        f"The file must be a timm state dict for '{name}'."
+    )
+
+
+class _TimmLoadReport(logging.Handler):
+    """Collects timm's 'Missing keys' / 'Unexpected keys' reports while weights load (context manager)."""
+
+    def __init__(self) -> None:
+        super().__init__(level=logging.INFO)
+        self.problems: list[str] = []
+        self._logger = logging.getLogger("timm.models._builder")
+        self._old_level = self._logger.level
+
+    def emit(self, record: logging.LogRecord) -> None:
+        message = record.getMessage()
+        if message.startswith(("Missing keys", "Unexpected keys")):
+            self.problems.append(message.split(" discovered")[0].split(" found")[0])
+
+    def __enter__(self) -> _TimmLoadReport:
+        self._logger.addHandler(self)
+        self._logger.setLevel(logging.INFO)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._logger.removeHandler(self)
+        self._logger.setLevel(self._old_level)
+
+
+def build_encoder(name: str = LEGACY_XCEPTION, output_stride: int = 8, pretrained_file: str | None = None) -> nn.Module:
     """Factory for the supported encoders; each has ``out_channels`` and returns one (B, C, h, w) map."""
     if name == LEGACY_XCEPTION:
         return LegacyXceptionEncoder(output_stride, pretrained_file)
     if name in ALIGNED_XCEPTIONS:
         return AlignedXceptionEncoder(name, output_stride, pretrained_file)
-    raise ValueError(
-        f"model.encoder={name!r} is not supported; choose one of {(LEGACY_XCEPTION, *ALIGNED_XCEPTIONS)}"
-    )
+    raise ValueError(f"model.encoder={name!r} is not supported; choose one of {(LEGACY_XCEPTION, *ALIGNED_XCEPTIONS)}")

@@ -33,7 +33,13 @@ class SeparableConvBNReLU(nn.Sequential):
     def __init__(self, in_channels: int, out_channels: int, dilation: int) -> None:
         super().__init__(
             nn.Conv2d(
-                in_channels, in_channels, 3, padding=dilation, dilation=dilation, groups=in_channels, bias=False
+                in_channels,
+                in_channels,
+                3,
+                padding=dilation,
+                dilation=dilation,
+                groups=in_channels,
+                bias=False,
             ),
             nn.BatchNorm2d(in_channels),
             nn.ReLU(inplace=True),
@@ -117,7 +123,10 @@ class Decoder(nn.Module):
         for widths in stage_channels:
             layers: list[nn.Module] = []
             for width in widths:
-                layers += [nn.Conv2d(channels, width, 3, padding=dilation, dilation=dilation), nn.ReLU(inplace=True)]
+                layers += [
+                    nn.Conv2d(channels, width, 3, padding=dilation, dilation=dilation),
+                    nn.ReLU(inplace=True),
+                ]
                 channels = width
             layers.append(nn.Dropout(dropout))
             stages.append(nn.Sequential(*layers))

@@ -58,7 +58,10 @@ def summary_table(summary: dict[str, dict[str, float]], title: str = "validation
         values = summary[row]
         acc = values.get("acc")
         table.add_row(
-            row.replace("_", " "), f"{values['cc']:.3f}", f"{values['kl']:.3f}", "—" if acc is None else f"{acc:.3f}"
+            row.replace("_", " "),
+            f"{values['cc']:.3f}",
+            f"{values['kl']:.3f}",
+            "—" if acc is None else f"{acc:.3f}",
         )
     return table
 

@@ -121,10 +121,12 @@ def _applies_to(override: str, base: DictConfig) -> bool:
     key = override.lstrip("~").split("=", 1)[0]
     if GlobalHydra.instance().config_loader().get_group_options(key):
         return True
-    return OmegaConf.select(base, key, default=_ABSENT) is not _ABSENT
-
-
-_ABSENT = object()
+    node: Any = OmegaConf.to_container(base, resolve=False)
+    for part in key.split("."):
+        if not isinstance(node, dict) or part not in node:
+            return False
+        node = node[part]
+    return True
 
 
 def compose_stage(stage: str, overrides: list[str], extra: list[str]) -> DictConfig:
@@ -155,8 +157,11 @@ def run_pipeline(cfg: DictConfig, overrides: list[str]) -> dict[str, Any]:
     finetune_cfg = compose_stage(
         "finetune",
         overrides,
-        [f"paths.output_dir={root / 'finetune'}", f"init_ckpt={pretrain.best_checkpoint}",
-         *cfg.stage.finetune_overrides],
+        [
+            f"paths.output_dir={root / 'finetune'}",
+            f"init_ckpt={pretrain.best_checkpoint}",
+            *cfg.stage.finetune_overrides,
+        ],
     )
     finetune = train_stage(finetune_cfg)
     summary = evaluate_checkpoint(finetune_cfg, finetune.best_checkpoint or finetune.last_checkpoint)

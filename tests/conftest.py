@@ -1,0 +1,69 @@
+"""Shared fixtures: a tiny synthetic dataset in the real layouts, and composed configs for tiny runs."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+from omegaconf import DictConfig
+
+os.environ.setdefault("WANDB_MODE", "disabled")
+
+from umsi.data.synthetic import generate
+from umsi.train import CONFIG_DIR
+
+TINY_DATA = dict(
+    salicon_train=12,
+    salicon_val=4,
+    imp1k_per_class=4,
+    imp1k_val_per_class=2,
+    salicon_size=(48, 64),
+    progress=False,
+)
+
+
+@pytest.fixture(scope="session")
+def synthetic_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """data/synthetic-like tree: salicon/ (12 train, 4 val) and imp1k/ (5 classes × 4, 2 held out)."""
+    return generate(tmp_path_factory.mktemp("datasets") / "synthetic", seed=0, **TINY_DATA)
+
+
+def tiny_overrides(datasets_dir: Path, output_dir: Path) -> list[str]:
+    """Overrides for a fast CPU run on the tiny tree: 32×40 input, 1 epoch, no logger, no progress bar."""
+    return [
+        f"paths.root_dir={output_dir}",
+        f"paths.datasets_dir={datasets_dir}",
+        f"paths.output_dir={output_dir}",
+        "data.input_size=[32,40]",
+        "data.num_workers=0",
+        "data.val_batch_size=8",
+        "trainer.max_epochs=1",
+        "trainer.accelerator=cpu",
+        "trainer.num_sanity_val_steps=0",
+        "+trainer.enable_model_summary=false",
+        "logger=none",
+        "~callbacks.progress_bar",
+    ]
+
+
+@pytest.fixture
+def hydra_conf() -> Iterator[Callable[..., DictConfig]]:
+    """compose(overrides) inside an initialised Hydra (the pipeline re-composes stage configs)."""
+    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+        yield lambda overrides=(): compose(config_name="train", overrides=list(overrides))
+
+
+@pytest.fixture
+def tiny_cfg(
+    hydra_conf: Callable[..., DictConfig], synthetic_root: Path, tmp_path: Path
+) -> Callable[..., tuple[DictConfig, list[str]]]:
+    """tiny_cfg(*extra) → (config, overrides) for a tiny run writing into tmp_path/run."""
+
+    def make(*extra: str) -> tuple[DictConfig, list[str]]:
+        overrides = [*tiny_overrides(synthetic_root, tmp_path / "run"), *extra]
+        return hydra_conf(overrides), overrides
+
+    return make

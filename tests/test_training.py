@@ -1,0 +1,138 @@
+"""Short runs of each stage, the pipeline's best-checkpoint hand-off, the LR schedule, the CLI, overfitting."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from conftest import tiny_overrides
+from umsi.callbacks import StepLRDecay
+from umsi.training.runner import build_datamodule, build_module, run
+
+FINETUNE_TINY = ["data.salicon_per_epoch=4", "data.val_salicon_items=2"]
+
+
+def _metrics(csv_path: Path) -> list[dict[str, str]]:
+    with open(csv_path) as f:
+        return list(csv.DictReader(f))
+
+
+def test_pretrain_stage_runs_and_writes_its_outputs(tiny_cfg, tmp_path: Path) -> None:
+    cfg, overrides = tiny_cfg(
+        "stage=pretrain",
+        "logger=csv",
+        "trainer.max_epochs=2",
+        "scheduler.epochs_drop=1",
+        "scheduler.epoch_offset=0",
+    )
+    summary = run(cfg, overrides)
+    out = tmp_path / "run"
+    assert json.loads((out / "summary.json").read_text())["model"] == summary["model"]
+    assert set(summary["model"]) == {"cc", "kl", "acc"} and set(summary["center_bias"]) == {"cc", "kl"}
+    handoff = json.loads((out / "best_checkpoint.json").read_text())
+    assert Path(handoff["best_model_path"]).is_file() and handoff["monitor"] == "val/loss"
+    assert (out / "checkpoints" / "last.ckpt").is_file()
+    assert (out / "config.yaml").is_file() and (out / "panels" / "epoch_001.png").is_file()
+    rows = _metrics(out / "csv" / "metrics.csv")
+    logged = {k for row in rows for k, v in row.items() if v}
+    assert {"train/loss_kl", "train/loss_cc", "val/loss", "val/cc", "val/kl", "val/acc", "lr"} <= logged
+    lrs = [float(r["lr"]) for r in rows if r.get("lr")]
+    assert lrs == pytest.approx([1e-4, 1e-5])  # the step decay is applied and logged each epoch
+    # checkpoints load with weights_only=True (plain hyper-parameters, no pickled config objects)
+    ckpt = torch.load(handoff["best_model_path"], map_location="cpu", weights_only=True)
+    assert ckpt["hyper_parameters"]["class_names"][-1] == "natural_images"
+
+
+def test_finetune_stage_starts_from_a_checkpoint(tiny_cfg, tmp_path: Path) -> None:
+    cfg, overrides = tiny_cfg("stage=pretrain")
+    run(cfg, overrides)
+    best = json.loads((tmp_path / "run" / "best_checkpoint.json").read_text())["best_model_path"]
+    cfg, overrides = tiny_cfg(
+        "stage=finetune", f"init_ckpt={best}", "paths.output_dir=" + str(tmp_path / "ft"), *FINETUNE_TINY
+    )
+    module = build_module(cfg, build_datamodule(cfg).class_names)
+    start = torch.load(best, map_location="cpu", weights_only=True)["state_dict"]
+    for name, value in module.state_dict().items():
+        assert torch.equal(value, start[name]), name
+    summary = run(cfg, overrides)
+    assert summary["classes"]["names"][-1] == "natural_images"
+    assert (tmp_path / "ft" / "summary.json").is_file()
+
+
+def test_pipeline_hands_the_best_not_the_last_checkpoint(tiny_cfg, tmp_path: Path) -> None:
+    sabotage = "+callbacks.sabotage={_target_:helpers.ZeroOutputAfterFirstEpoch}"
+    cfg, overrides = tiny_cfg(
+        "stage=pipeline",
+        *FINETUNE_TINY,
+        f"stage.pretrain_overrides=['trainer.max_epochs=3','{sabotage}']",
+    )
+    summary = run(cfg, overrides)
+    out = tmp_path / "run"
+    best = summary["stages"]["pretrain_best"]
+    assert Path(best).name.startswith("epoch000") and Path(best).parent == out / "pretrain" / "checkpoints"
+    handoff = json.loads((out / "pretrain" / "best_checkpoint.json").read_text())
+    assert handoff["best_model_path"] == best != handoff["last_model_path"]
+    finetune_cfg = (out / "finetune" / "config.yaml").read_text()
+    assert f"init_ckpt: {best}" in finetune_cfg
+    # the last pretrain weights have a dead output layer; finetuning from them could never revive it
+    head = torch.load(summary["stages"]["finetune_best"], map_location="cpu", weights_only=True)["state_dict"]
+    assert head["model.decoder.head.weight"].abs().sum() > 0
+    assert json.loads((out / "summary.json").read_text())["model"]["cc"] == summary["model"]["cc"]
+
+
+def test_step_lr_decay_formula() -> None:
+    official = StepLRDecay(drop=0.1, epochs_drop=3, epoch_offset=1)
+    assert [official.factor(e) for e in range(6)] == pytest.approx([1, 1, 0.1, 0.1, 0.1, 0.01])
+    plain = StepLRDecay(drop=0.5, epochs_drop=2, epoch_offset=0)
+    assert [plain.factor(e) for e in range(4)] == pytest.approx([1, 1, 0.5, 0.5])
+
+
+def test_overfitting_a_few_samples_drives_the_loss_down(tiny_cfg) -> None:
+    cfg, _ = tiny_cfg("stage=finetune", *FINETUNE_TINY, "data.input_size=[48,64]")
+    torch.manual_seed(0)
+    datamodule = build_datamodule(cfg)
+    module = build_module(cfg, datamodule.class_names)
+    batch = next(iter(datamodule.val_dataloader()))
+    batch = {k: v[:4] for k, v in batch.items() if torch.is_tensor(v)}
+    model, criterion = module.model.train(), module.criterion
+    optimizer = torch.optim.Adam(model.parameters(), lr=3e-4)
+    history = []
+    for _ in range(40):
+        out = model(batch["image"])
+        loss = criterion(out.saliency, out.logits, batch["saliency"], batch["fixations"], batch["label"])
+        optimizer.zero_grad()
+        loss.total.backward()
+        optimizer.step()
+        history.append({k: v.item() for k, v in loss.raw.items()})
+    first, last = history[0], history[-1]
+    assert last["kl"] < 0.5 * first["kl"]
+    assert last["cc"] > first["cc"] + 0.3
+    assert last["cls"] < 0.5 * first["cls"]
+
+
+def test_cli_multirun_writes_separate_job_folders(synthetic_root: Path, tmp_path: Path) -> None:
+    overrides = [o for o in tiny_overrides(synthetic_root, tmp_path) if not o.startswith("paths.output_dir")]
+    sweep_dir = tmp_path / "sweep"
+    env = {**os.environ, "WANDB_MODE": "disabled"}
+    cmd = [
+        sys.executable,
+        "-m",
+        "umsi.train",
+        "-m",
+        "stage=pretrain",
+        "loss.cc=-3,-1",
+        *overrides,
+        f"hydra.sweep.dir={sweep_dir}",
+    ]
+    result = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    for job, cc in (("0", -3), ("1", -1)):
+        assert (sweep_dir / job / "summary.json").is_file()
+        assert f"cc: {cc}" in (sweep_dir / job / "config.yaml").read_text()
