@@ -80,6 +80,8 @@ def train_stage(cfg: DictConfig) -> StageResult:
     if cfg.get("scheduler"):
         callbacks.append(instantiate(cfg.scheduler))
     loggers = _instantiate_all(cfg.get("logger"))
+    for logger in loggers:
+        logger.log_hyperparams({"config": _container(cfg)})
     trainer: pl.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
     log.info("stage %s: %s", cfg.stage.name, output_dir)
     trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
