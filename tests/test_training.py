@@ -10,9 +10,11 @@ import sys
 from pathlib import Path
 
 import pytest
+import pytorch_lightning as pl
 import torch
 
 from conftest import tiny_overrides
+from helpers import RecordBatches
 from umsi.callbacks import StepLRDecay
 from umsi.training.runner import build_datamodule, build_module, run
 
@@ -42,7 +44,8 @@ def test_pretrain_stage_runs_and_writes_its_outputs(tiny_cfg, tmp_path: Path) ->
     assert (out / "config.yaml").is_file() and (out / "panels" / "epoch_001.png").is_file()
     rows = _metrics(out / "csv" / "metrics.csv")
     logged = {k for row in rows for k, v in row.items() if v}
-    assert {"train/loss_kl", "train/loss_cc", "val/loss", "val/cc", "val/kl", "val/acc", "lr"} <= logged
+    expected = {"train/loss_kl", "train/loss_cc", "val/loss", "val/cc", "val/kl", "val/acc", "lr"}
+    assert expected | {"perf/epoch_seconds", "perf/train_images_per_second"} <= logged
     lrs = [float(r["lr"]) for r in rows if r.get("lr")]
     assert lrs == pytest.approx([1e-4, 1e-5])  # the step decay is applied and logged each epoch
     # checkpoints load with weights_only=True (plain hyper-parameters, no pickled config objects)
@@ -136,3 +139,25 @@ def test_cli_multirun_writes_separate_job_folders(synthetic_root: Path, tmp_path
     for job, cc in (("0", -3), ("1", -1)):
         assert (sweep_dir / job / "summary.json").is_file()
         assert f"cc: {cc}" in (sweep_dir / job / "config.yaml").read_text()
+
+
+def test_lightning_redraws_the_salicon_mix_every_epoch(tiny_cfg) -> None:
+    cfg, _ = tiny_cfg("stage=finetune", *FINETUNE_TINY)
+    datamodule = build_datamodule(cfg)
+    module = build_module(cfg, datamodule.class_names)
+    recorder = RecordBatches()
+    trainer = pl.Trainer(
+        max_epochs=2,
+        accelerator="cpu",
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        limit_val_batches=0,
+        callbacks=[recorder],
+    )
+    trainer.fit(module, datamodule=datamodule)
+    salicon = {epoch: {p for p in paths if "/salicon/" in p} for epoch, paths in recorder.paths.items()}
+    assert sorted(salicon) == [0, 1]
+    assert all(len(recorder.paths[e]) == 10 + 4 and len(salicon[e]) == 4 for e in (0, 1))
+    assert salicon[0] != salicon[1]
