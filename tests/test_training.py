@@ -121,24 +121,18 @@ def test_overfitting_a_few_samples_drives_the_loss_down(tiny_cfg) -> None:
 
 
 def test_cli_multirun_writes_separate_job_folders(synthetic_root: Path, tmp_path: Path) -> None:
-    overrides = [o for o in tiny_overrides(synthetic_root, tmp_path) if not o.startswith("paths.output_dir")]
-    sweep_dir = tmp_path / "sweep"
+    # started from tmp_path with the default paths and hydra dirs: outputs/multirun/<date>/<time>/<job>/
+    keep = ("paths.output_dir", "paths.root_dir")
+    overrides = [o for o in tiny_overrides(synthetic_root, tmp_path) if not o.startswith(keep)]
     env = {**os.environ, "WANDB_MODE": "disabled"}
-    cmd = [
-        sys.executable,
-        "-m",
-        "umsi.train",
-        "-m",
-        "stage=pretrain",
-        "loss.cc=-3,-1",
-        *overrides,
-        f"hydra.sweep.dir={sweep_dir}",
-    ]
-    result = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
+    cmd = [sys.executable, "-m", "umsi.train", "-m", "stage=pretrain", "loss.cc=-3,-1", *overrides]
+    result = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600, cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
+    sweeps = list((tmp_path / "outputs" / "multirun").glob("*/*"))
+    assert len(sweeps) == 1
     for job, cc in (("0", -3), ("1", -1)):
-        assert (sweep_dir / job / "summary.json").is_file()
-        assert f"cc: {cc}" in (sweep_dir / job / "config.yaml").read_text()
+        assert (sweeps[0] / job / "summary.json").is_file()
+        assert f"cc: {cc}" in (sweeps[0] / job / "config.yaml").read_text()
 
 
 def test_lightning_redraws_the_salicon_mix_every_epoch(tiny_cfg) -> None:
