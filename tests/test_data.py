@@ -10,8 +10,9 @@ import cv2
 import numpy as np
 import pytest
 import torch
+from torch.utils.data import DataLoader
 
-from umsi.data import Imp1kDataModule, MixingSampler, SaliconDataModule
+from umsi.data import Imp1kDataModule, MixingSampler, SaliconDataModule, SaliencyDataset
 from umsi.data.layouts import (
     NATURAL_IMAGES,
     DatasetLayoutError,
@@ -31,6 +32,7 @@ from umsi.data.transforms import (
     fixation_map,
     letterbox,
     normalize_image,
+    seed_augmentation_worker,
 )
 
 COMMON = dict(input_size=(32, 40), batch_size=4, num_workers=0)
@@ -205,3 +207,32 @@ def test_imp1k_datamodule_mixes_fresh_salicon_items_every_epoch(synthetic_root: 
     assert per_epoch[0] != per_epoch[1]
     val_labels = [int(label) for batch in dm.val_dataloader() for label in batch["label"]]
     assert len(val_labels) == 10 + 2 and val_labels.count(natural) == 2
+
+
+def _augmented_epoch(root: Path, seed: int, num_workers: int) -> list[torch.Tensor]:
+    dm = SaliconDataModule(
+        root=str(root / "salicon"), augment=True, seed=seed, **{**COMMON, "num_workers": num_workers, "batch_size": 3}
+    )
+    dm.setup("fit")
+    # the DataLoader draws the shuffle and the worker seeds from torch's global RNG (seed_everything sets it)
+    torch.manual_seed(seed)
+    return [batch["saliency"] for batch in dm.train_dataloader()]
+
+
+@pytest.mark.parametrize("num_workers", [0, 2])
+def test_augmentation_is_reproducible_for_a_seed(synthetic_root: Path, num_workers: int) -> None:
+    first, again = _augmented_epoch(synthetic_root, 0, num_workers), _augmented_epoch(synthetic_root, 0, num_workers)
+    assert all(torch.equal(a, b) for a, b in zip(first, again, strict=True))
+    other = _augmented_epoch(synthetic_root, 1, num_workers)
+    assert not all(torch.equal(a, b) for a, b in zip(first, other, strict=True))
+
+
+def test_each_worker_draws_its_own_augmentations(synthetic_root: Path) -> None:
+    item = salicon_items(synthetic_root / "salicon", "train", label=0)[0]
+    flips = build_augmentation(flip_p=0.5, affine_p=0.0, crop_pad_p=0.0, seed=0)
+    dataset = SaliencyDataset([item] * 32, SampleTransform((16, 20), 1.0, "official", flips))
+    torch.manual_seed(0)
+    loader = DataLoader(dataset, batch_size=1, num_workers=2, worker_init_fn=seed_augmentation_worker)
+    maps = [batch["saliency"] for batch in loader]  # batches alternate between worker 0 and worker 1
+    same = [torch.equal(maps[i], maps[i + 1]) for i in range(0, 32, 2)]
+    assert not all(same)  # identical streams in both workers would give 16 identical pairs

@@ -17,7 +17,7 @@ from umsi.data.layouts import (
     imp1k_items,
     salicon_items,
 )
-from umsi.data.transforms import SampleTransform, build_augmentation
+from umsi.data.transforms import SampleTransform, build_augmentation, seed_augmentation_worker
 
 
 class SaliencyDataModule(pl.LightningDataModule):
@@ -60,7 +60,9 @@ class SaliencyDataModule(pl.LightningDataModule):
         self.val_set: SaliencyDataset | ConcatDataset | None = None
 
     def transform(self, train: bool) -> SampleTransform:
-        augmentation = build_augmentation(**self.augmentation_kwargs) if (train and self.augment) else None
+        augmentation = None
+        if train and self.augment:
+            augmentation = build_augmentation(**{"seed": self.seed, **self.augmentation_kwargs})
         return SampleTransform(self.input_size, self.output_scale, self.preprocessing, augmentation)
 
     def _loader(self, dataset, batch_size: int, shuffle: bool = False, sampler=None) -> DataLoader:
@@ -72,6 +74,7 @@ class SaliencyDataModule(pl.LightningDataModule):
             num_workers=self.num_workers,
             pin_memory=self.pin_memory,
             persistent_workers=self.persistent_workers,
+            worker_init_fn=seed_augmentation_worker if self.num_workers > 0 else None,
             drop_last=False,
         )
 

@@ -96,9 +96,13 @@ def build_augmentation(
     translate: float = 0.05,
     crop_pad_p: float = 0.4,
     crop_pad: float = 0.05,
+    seed: int | None = 0,
 ) -> A.Compose:
     """Joint augmentation at the source resolution: the same flip / small affine / crop-or-pad is applied to
-    the image, its saliency map (bilinear) and its fixation points (dropped when they leave the image)."""
+    the image, its saliency map (bilinear) and its fixation points (dropped when they leave the image).
+
+    albumentations keeps its own random state (global seeds do not reach it): ``seed`` makes it reproducible,
+    and :func:`seed_augmentation_worker` gives each DataLoader worker its own stream."""
     return A.Compose(
         [
             A.HorizontalFlip(p=flip_p),
@@ -112,8 +116,23 @@ def build_augmentation(
             A.CropAndPad(percent=(-crop_pad, crop_pad), keep_size=True, p=crop_pad_p),
         ],
         keypoint_params=A.KeypointParams(format="xy", remove_invisible=True),
-        seed=None,
+        seed=seed,
     )
+
+
+def seed_augmentation_worker(worker_id: int) -> None:
+    """DataLoader ``worker_init_fn``: reseed every augmentation of the worker's dataset from the worker's torch
+    seed (distinct per worker and epoch, reproducible under a global seed), then apply Lightning's seeding."""
+    from lightning_fabric.utilities.seed import pl_worker_init_function
+    from torch.utils.data import get_worker_info
+
+    info = get_worker_info()
+    datasets = getattr(info.dataset, "datasets", [info.dataset]) if info is not None else []
+    for dataset in datasets:
+        augmentation = getattr(getattr(dataset, "transform", None), "augmentation", None)
+        if augmentation is not None:
+            augmentation.set_random_seed(torch.initial_seed() % 2**32)
+    pl_worker_init_function(worker_id)
 
 
 class SampleTransform:
