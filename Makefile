@@ -14,7 +14,7 @@ TORCH_PAIR ?= torch==2.14.1 torchvision==0.29.1
 endif
 TEST_ARGS ?=
 
-.PHONY: install data train test test-all lint format clean
+.PHONY: install data train eval test test-all lint format clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -24,15 +24,18 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-# Synthetic SALICON-like and Imp1k-like trees, written once (deterministic for the seed).
+# Synthetic SALICON-like, Imp1k-like and GDI-like trees, written once (deterministic for the seed); a no-op when
+# they are complete.
 data: install
-	@if [ ! -f $(DATA_DIR)/.complete ]; then \
-		$(VENV)/bin/umsi-make-synthetic --out $(DATA_DIR); \
-	else echo "synthetic data present in $(DATA_DIR)"; fi
+	$(VENV)/bin/umsi-make-synthetic --out $(DATA_DIR)
 
 # The main job: pretrain -> best checkpoint -> finetune -> evaluation, on the synthetic data, on the CPU.
 train: data
 	$(VENV)/bin/umsi-train $(ARGS)
+
+# Tables 1-4 of the paper for the newest `make train` run (synthetic SALICON val, GDI, Imp1k val).
+eval: data
+	$(VENV)/bin/umsi-eval $(ARGS)
 
 test: install
 	WANDB_MODE=disabled $(PY) -m pytest -m "not slow" $(TEST_ARGS)

@@ -20,6 +20,8 @@ TINY_DATA = dict(
     salicon_val=4,
     imp1k_per_class=4,
     imp1k_val_per_class=2,
+    gdi_train=4,
+    gdi_val=2,
     salicon_size=(48, 64),
     progress=False,
 )
@@ -27,7 +29,7 @@ TINY_DATA = dict(
 
 @pytest.fixture(scope="session")
 def synthetic_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """data/synthetic-like tree: salicon/ (12 train, 4 val) and imp1k/ (5 classes × 4, 2 held out)."""
+    """data/synthetic-like tree: salicon/ (12 train, 4 val), imp1k/ (5 classes × 4, 2 held out), gdi/ (4 + 2)."""
     return generate(tmp_path_factory.mktemp("datasets") / "synthetic", seed=0, **TINY_DATA)
 
 

@@ -1,8 +1,10 @@
-"""Tests for the synthetic SALICON / Imp1k generator (tiny counts, a few seconds)."""
+"""Tests for the synthetic SALICON / Imp1k / GDI generator (tiny counts, a few seconds)."""
 
 from __future__ import annotations
 
 import json
+import re
+import shutil
 from pathlib import Path
 
 import cv2
@@ -10,9 +12,13 @@ import numpy as np
 import pytest
 import scipy.io
 
+from umsi.data import synthetic
 from umsi.data.synthetic import IMP1K_CLASSES, SALICON_CLASS, generate, main
 
-TINY = dict(salicon_train=4, salicon_val=2, imp1k_per_class=6, imp1k_val_per_class=2, progress=False)
+TINY = dict(
+    salicon_train=4, salicon_val=2, imp1k_per_class=6, imp1k_val_per_class=2, gdi_train=4, gdi_val=3, progress=False
+)
+GDI_NAME = re.compile(r"^\d{6}_\d{10}_[0-9a-f]{10}_m$")
 
 
 @pytest.fixture(scope="module")
@@ -67,6 +73,30 @@ def test_imp1k_tree_and_split(data: Path) -> None:
     assert len(set(train + test)) == len(train) + len(test)
 
 
+def test_gdi_tree_and_lists(data: Path) -> None:
+    root = data / "gdi"
+    assert sorted(p.name for p in root.iterdir()) == [
+        "gd_imp_train",
+        "gd_imp_val",
+        "gd_train",
+        "gd_val",
+        "train.txt",
+        "valid.txt",
+    ]
+    all_stems = []
+    for split, list_file, n in (("train", "train.txt", 4), ("val", "valid.txt", 3)):
+        images = sorted((root / f"gd_{split}").iterdir())
+        assert len(images) == n and {p.suffix for p in images} == {".jpg"}
+        assert all(GDI_NAME.match(p.stem) for p in images)
+        assert _stems(root / f"gd_imp_{split}") == _stems(root / f"gd_{split}")
+        assert {p.suffix for p in (root / f"gd_imp_{split}").iterdir()} == {".png"}
+        text = (root / list_file).read_text()
+        assert text.endswith("\n") and "." not in text  # names without extension
+        assert sorted(text.split()) == _stems(root / f"gd_{split}")
+        all_stems += text.split()
+    assert len(set(all_stems)) == len(all_stems) == 7
+
+
 def test_maps_single_channel_same_size(data: Path) -> None:
     pairs = [
         (p, data / "salicon" / "maps" / p.parent.name / f"{p.stem}.png")
@@ -75,6 +105,11 @@ def test_maps_single_channel_same_size(data: Path) -> None:
     pairs += [
         (p, data / "imp1k" / "maps" / p.parent.name / f"{p.stem}.png") for p in (data / "imp1k" / "imgs").rglob("*.*")
     ]
+    pairs += [
+        (p, p.parent.with_name(p.parent.name.replace("gd_", "gd_imp_")) / f"{p.stem}.png")
+        for p in (data / "gdi").glob("gd_*/*.jpg")
+    ]
+    assert len(pairs) == 6 + 6 * 5 + 7
     for image_path, map_path in pairs:
         image = cv2.imread(str(image_path), cv2.IMREAD_UNCHANGED)
         sal = cv2.imread(str(map_path), cv2.IMREAD_UNCHANGED)
@@ -121,7 +156,7 @@ def test_deterministic(data: Path, tmp_path: Path) -> None:
     files = [p.relative_to(data) for p in _files(data)]
     assert files == [p.relative_to(same) for p in _files(same)]
     for rel in files:
-        if rel.suffix in (".png", ".mat", ".json", ".jpg"):
+        if rel.suffix in (".png", ".mat", ".json", ".jpg", ".txt"):
             assert (data / rel).read_bytes() == (same / rel).read_bytes(), rel
     for path in (data / "salicon" / "fixations").rglob("*.mat"):
         a = scipy.io.loadmat(str(path))["gaze"]
@@ -132,6 +167,24 @@ def test_deterministic(data: Path, tmp_path: Path) -> None:
     maps = [p.relative_to(data) for p in _files(data) if p.suffix == ".png" and "maps" in p.parts]
     assert any((data / rel).read_bytes() != (other / rel).read_bytes() for rel in maps)
     assert all((data / rel).read_bytes() != (other / rel).read_bytes() for rel in maps if "salicon" in rel.parts)
+    for list_file in ("train.txt", "valid.txt"):
+        assert set((data / "gdi" / list_file).read_text().split()).isdisjoint(
+            (other / "gdi" / list_file).read_text().split()
+        )
+
+
+def test_gdi_items_do_not_depend_on_the_other_counts(data: Path, tmp_path: Path) -> None:
+    fewer = generate(
+        tmp_path / "f",
+        seed=0,
+        **{**TINY, "salicon_train": 0, "imp1k_per_class": 0, "imp1k_val_per_class": 0, "gdi_train": 2},
+    )
+    first_two = (data / "gdi" / "train.txt").read_text().split()[:2]
+    assert (fewer / "gdi" / "train.txt").read_text().split() == first_two
+    assert (fewer / "gdi" / "valid.txt").read_bytes() == (data / "gdi" / "valid.txt").read_bytes()
+    for stem in first_two:
+        for rel in (f"gd_train/{stem}.jpg", f"gd_imp_train/{stem}.png"):
+            assert (fewer / "gdi" / rel).read_bytes() == (data / "gdi" / rel).read_bytes()
 
 
 def _class_stats(root: Path, cls: str, size: tuple[int, int] = (64, 64)) -> tuple[np.ndarray, np.ndarray]:
@@ -171,6 +224,48 @@ def test_complete_marker_and_no_rewrite(tmp_path: Path) -> None:
     assert not list(out.rglob(".*.tmp"))
 
 
+def test_missing_gdi_part_is_added_without_touching_the_rest(data: Path, tmp_path: Path) -> None:
+    out = tmp_path / "g"
+    shutil.copytree(data, out)  # a finished tree, then made to look like one from before GDI existed
+    shutil.rmtree(out / "gdi")
+    (out / "salicon" / "extra.txt").write_text("user file")
+    before = {p: (p.stat().st_mtime_ns, p.read_bytes()) for p in _files(out)}
+    assert generate(out, seed=0, **TINY) == out
+    assert {p: (p.stat().st_mtime_ns, p.read_bytes()) for p in _files(out) if "gdi" not in p.parts} == before
+    added = [p.relative_to(out) for p in _files(out / "gdi")]
+    assert added == [p.relative_to(data) for p in _files(data / "gdi")]
+    assert all((out / rel).read_bytes() == (data / rel).read_bytes() for rel in added)
+    # a GDI part cut short (no list files yet) is completed; a complete one is left alone
+    (out / "gdi" / "valid.txt").unlink()
+    next((out / "gdi" / "gd_val").iterdir()).unlink()
+    generate(out, seed=0, **TINY)
+    assert all((out / rel).read_bytes() == (data / rel).read_bytes() for rel in added)
+    mtimes = {p: p.stat().st_mtime_ns for p in _files(out)}
+    generate(out, seed=0, **TINY)
+    assert {p: p.stat().st_mtime_ns for p in _files(out)} == mtimes
+
+
+def test_progress_bar_counts_every_item(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    seen: dict[str, int] = {"total": 0, "updates": 0}
+
+    class Bar:
+        def __init__(self, total: int, **_: object) -> None:
+            seen["total"] = total
+
+        def __enter__(self) -> Bar:
+            return self
+
+        def __exit__(self, *_: object) -> None:
+            pass
+
+        def update(self, n: int = 1) -> None:
+            seen["updates"] += n
+
+    monkeypatch.setattr(synthetic, "tqdm", Bar)
+    generate(tmp_path / "h", **{**TINY, "imp1k_per_class": 1, "imp1k_val_per_class": 0})
+    assert seen == {"total": 4 + 2 + 5 + 4 + 3, "updates": 4 + 2 + 5 + 4 + 3}
+
+
 def test_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     argv = [
         "--out",
@@ -183,13 +278,19 @@ def test_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
         "2",
         "--imp1k-val-per-class",
         "1",
+        "--gdi-train",
+        "2",
+        "--gdi-val",
+        "1",
         "--salicon-size",
         "48",
         "64",
         "--no-progress",
     ]
     main(argv)
-    assert "1 train / 1 val" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "SALICON (natural_images): 1 train / 1 val" in out and "GDI: 2 train / 1 val" in out
+    assert len(list((tmp_path / "e" / "gdi" / "gd_train").iterdir())) == 2
     assert cv2.imread(str(next((tmp_path / "e" / "salicon" / "images" / "val").iterdir()))).shape[:2] == (
         48,
         64,

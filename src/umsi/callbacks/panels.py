@@ -6,7 +6,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import cv2
 import numpy as np
 import pytorch_lightning as pl
 import torch
@@ -16,24 +15,21 @@ from pytorch_lightning.utilities import rank_zero_only
 
 from umsi.data.transforms import denormalize_image
 from umsi.utils.io import write_image
-
-
-def heatmap_rgb(saliency: torch.Tensor) -> np.ndarray:
-    """(1, H, W) or (H, W) map → (H, W, 3) uint8 RGB jet colormap after min–max scaling."""
-    x = saliency.detach().float().cpu().squeeze(0).numpy()
-    x = (x - x.min()) / max(float(x.max() - x.min()), 1e-12)
-    return cv2.applyColorMap((x * 255).astype(np.uint8), cv2.COLORMAP_JET)[..., ::-1]
+from umsi.visualize import triptych
 
 
 def panel_rows(images: torch.Tensor, targets: torch.Tensor, preds: torch.Tensor, preprocessing: str) -> np.ndarray:
-    """Stack rows of [image | ground truth | prediction overlay], all at the map size. → (N·H, 3·W, 3) RGB."""
-    rows = []
-    for image, target, pred in zip(images, targets, preds, strict=True):
-        height, width = target.shape[-2:]
-        rgb = cv2.resize(denormalize_image(image, preprocessing), (width, height), interpolation=cv2.INTER_LINEAR)
-        overlay = cv2.addWeighted(rgb, 0.5, heatmap_rgb(pred), 0.5, 0)
-        rows.append(np.concatenate([rgb, heatmap_rgb(target), overlay], axis=1))
+    """Stack [image | ground truth | prediction overlay] rows, all at the map size. → (N·H, 3·W, 3) RGB."""
+    rows = [
+        triptych(denormalize_image(image, preprocessing), _plane(target), _plane(pred))
+        for image, target, pred in zip(images, targets, preds, strict=True)
+    ]
     return np.concatenate(rows, axis=0)
+
+
+def _plane(saliency: torch.Tensor) -> np.ndarray:
+    """(1, H, W) tensor → (H, W) float32 array."""
+    return saliency.detach().float().cpu().squeeze(0).numpy()
 
 
 class PredictionPanel(Callback):

@@ -1,11 +1,12 @@
 """Data: dataset layouts, transforms, datasets, DataModules and the synthetic generator."""
 
-from umsi.data.datamodules import Imp1kDataModule, SaliconDataModule, SaliencyDataModule
+from umsi.data.datamodules import GdiDataModule, Imp1kDataModule, SaliconDataModule, SaliencyDataModule
 from umsi.data.datasets import MixingSampler, SaliencyDataset
 from umsi.data.layouts import DatasetLayoutError, SaliencyItem
 
 __all__ = [
     "DatasetLayoutError",
+    "GdiDataModule",
     "Imp1kDataModule",
     "MixingSampler",
     "SaliconDataModule",

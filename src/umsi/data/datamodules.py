@@ -1,4 +1,4 @@
-"""LightningDataModules: SALICON (pretraining) and Imp1k with SALICON mixed in (finetuning)."""
+"""LightningDataModules: SALICON (pretraining), Imp1k with SALICON mixed in (finetuning), GDI (evaluation)."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from umsi.data.layouts import (
     NATURAL_IMAGES,
     SaliencyItem,
     class_names,
+    gdi_items,
     imp1k_items,
     salicon_items,
 )
@@ -78,6 +79,13 @@ class SaliencyDataModule(pl.LightningDataModule):
             drop_last=False,
         )
 
+    def finetuning_class_names(self) -> list[str]:
+        """The class list finetuning uses, for datasets without their own classes: the mapping file, else the
+        Imp1k class folders when ``data.classes_root`` exists, else placeholders with natural_images last."""
+        if self.class_mapping or (self.classes_root and Path(self.classes_root, "imgs").is_dir()):
+            return class_names(self.classes_root, self.class_mapping, self.num_classes)
+        return [f"design_{i}" for i in range(self.num_classes - 1)] + [NATURAL_IMAGES]
+
     def val_dataloader(self) -> DataLoader:
         return self._loader(self.val_set, self.val_batch_size)
 
@@ -93,14 +101,10 @@ class SaliconDataModule(SaliencyDataModule):
         self.root = root
 
     def natural_label(self) -> int:
-        """Index of ``natural_images`` in the same class list finetuning will use: the mapping file, else the
-        Imp1k class folders when ``data.classes_root`` exists, else placeholders with natural_images last."""
-        if self.class_mapping or (self.classes_root and Path(self.classes_root, "imgs").is_dir()):
-            names = class_names(self.classes_root, self.class_mapping, self.num_classes)
-        else:
-            names = [f"design_{i}" for i in range(self.num_classes - 1)] + [NATURAL_IMAGES]
-        self.class_names = names
-        return names.index(NATURAL_IMAGES)
+        """Index of ``natural_images`` in the same class list finetuning will use (see
+        :meth:`SaliencyDataModule.finetuning_class_names`)."""
+        self.class_names = self.finetuning_class_names()
+        return self.class_names.index(NATURAL_IMAGES)
 
     def setup(self, stage: str | None = None) -> None:
         if self.train_set is not None:
@@ -160,3 +164,27 @@ class Imp1kDataModule(SaliencyDataModule):
 
     def train_dataloader(self) -> DataLoader:
         return self._loader(self.train_set, self.batch_size, sampler=self.sampler)
+
+
+class GdiDataModule(SaliencyDataModule):
+    """GDI (``data.root``), evaluation only: ``split`` = ``train``, ``val`` or ``all`` (the paper evaluates on
+    all 1078 designs). Items carry label -1 (GDI has no classes) and all-zero fixation maps; ``class_names``
+    is still the finetuning class list so reports can name the predicted classes."""
+
+    def __init__(self, root: str, split: str = "all", **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.root, self.split = root, split
+        self.test_set: SaliencyDataset | None = None
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.val_set is not None:
+            return
+        self.class_names = self.finetuning_class_names()
+        self.val_set = SaliencyDataset(gdi_items(self.root, self.split), self.transform(train=False))
+        self.test_set = self.val_set
+
+    def train_dataloader(self) -> DataLoader:
+        raise RuntimeError(
+            "GDI (data=gdi) is an evaluation-only dataset: it has no class labels and the paper evaluates on all "
+            "of it. Train with data=salicon / data=imp1k (stage=pretrain|finetune) and use data=gdi to evaluate."
+        )

@@ -12,6 +12,13 @@ Imp1k::
     root/imgs/<class>/<name>.{png,jpg}
     root/maps/<class>/<name>.png              same relative path (stem) as the image
     root/train_test_split_imp1k.json          optional: [train relative paths, test relative paths]
+
+GDI (graphic design importance, Bylinskii et al., UIST'17; no class labels, no fixations)::
+
+    root/gd_train/<stem>.jpg                  862 designs in the real set
+    root/gd_imp_train/<stem>.png              8-bit grayscale importance map, same size as the image
+    root/gd_val/<stem>.jpg, root/gd_imp_val/<stem>.png     216 designs
+    root/train.txt, root/valid.txt            optional: the split's stems, one per line, without extension
 """
 
 from __future__ import annotations
@@ -27,6 +34,9 @@ import scipy.io
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 NATURAL_IMAGES = "natural_images"
 IMP1K_SPLIT_FILE = "train_test_split_imp1k.json"
+GDI_SPLITS = ("train", "val")
+GDI_LIST_FILES = {"train": "train.txt", "val": "valid.txt"}
+NO_LABEL = -1
 
 
 class DatasetLayoutError(ValueError):
@@ -60,6 +70,16 @@ def _index_by_stem(files: Sequence[Path]) -> dict[str, Path]:
     return {p.stem: p for p in files}
 
 
+def _map_of(image: Path, maps: dict[str, Path], maps_dir: Path, dataset: str, listed_in: Path | None = None) -> Path:
+    """The map of ``image`` (same stem, any image suffix) from ``maps`` (stem → path) of ``maps_dir``; the
+    error names the image, the expected map and, when given, the list file that named the image."""
+    if image.stem not in maps:
+        listed = f" (listed in {listed_in})" if listed_in is not None else ""
+        fix = "; add the map or remove the name from the list" if listed_in is not None else ""
+        raise DatasetLayoutError(f"{dataset} image {image}{listed} has no map {maps_dir / image.stem}.png{fix}")
+    return maps[image.stem]
+
+
 def salicon_items(root: str | Path, split: str, label: int, key: str = "data.root") -> list[SaliencyItem]:
     """Items of one SALICON split, paired by file stem. Fixations are optional as a whole folder, but when
     the folder exists every image needs its ``.mat`` file."""
@@ -70,14 +90,13 @@ def salicon_items(root: str | Path, split: str, label: int, key: str = "data.roo
     fixations = {p.stem: p for p in fix_dir.glob("*.mat")} if fix_dir.is_dir() else None
     items = []
     for image in images:
-        if image.stem not in maps:
-            raise DatasetLayoutError(f"SALICON image {image} has no map {root / 'maps' / split / image.stem}.png")
+        saliency = _map_of(image, maps, root / "maps" / split, "SALICON")
         fix = None
         if fixations is not None:
             if image.stem not in fixations:
                 raise DatasetLayoutError(f"SALICON image {image} has no fixation file {fix_dir / image.stem}.mat")
             fix = fixations[image.stem]
-        items.append(SaliencyItem(image, maps[image.stem], fix, label))
+        items.append(SaliencyItem(image, saliency, fix, label))
     if not items:
         raise DatasetLayoutError(f"no images found in {root / 'images' / split} ({key})")
     return items
@@ -209,3 +228,51 @@ def _split_from_file(
         return [by_rel[Path(n).with_suffix("").as_posix()] for n in names]
 
     return pick(train_names), pick(val_names)
+
+
+def read_name_list(path: str | Path) -> list[str]:
+    """Stems listed in a GDI split file (``train.txt`` / ``valid.txt``): one per line, blank lines skipped, an
+    image suffix (``.jpg``…) tolerated and dropped."""
+    names = []
+    for line in Path(path).read_text().splitlines():
+        name = line.strip()
+        if name:
+            names.append(Path(name).stem if Path(name).suffix.lower() in IMAGE_SUFFIXES else name)
+    return names
+
+
+def _gdi_split_items(root: Path, split: str, key: str) -> list[SaliencyItem]:
+    """Items of one GDI split: the stems of ``root/<train.txt|valid.txt>`` when it exists (in its order),
+    else every image of ``root/gd_<split>`` (sorted); maps from ``root/gd_imp_<split>``."""
+    image_dir = _require_dir(root / f"gd_{split}", f"GDI {split} images", key)
+    maps_dir = _require_dir(root / f"gd_imp_{split}", f"GDI {split} importance maps", key)
+    images = _images_in(image_dir)
+    list_file = root / GDI_LIST_FILES[split]
+    listed_in = list_file if list_file.is_file() else None
+    if listed_in is not None:
+        by_stem = _index_by_stem(images)
+        names = read_name_list(list_file)
+        missing = [name for name in names if name not in by_stem]
+        if missing:
+            raise DatasetLayoutError(
+                f"{list_file} lists {len(missing)} names with no image in {image_dir}, e.g. {missing[0]!r} "
+                f"(expected {image_dir / missing[0]}.jpg or another image suffix); restore the images or remove "
+                f"the names from the list ({key})"
+            )
+        images = [by_stem[name] for name in names]
+    maps = _index_by_stem(_images_in(maps_dir))
+    items = [SaliencyItem(image, _map_of(image, maps, maps_dir, "GDI", listed_in), None, NO_LABEL) for image in images]
+    if not items:
+        source = list_file if listed_in is not None else image_dir
+        raise DatasetLayoutError(f"no GDI {split} images found in {source} ({key})")
+    return items
+
+
+def gdi_items(root: str | Path, split: str = "all", key: str = "data.root") -> list[SaliencyItem]:
+    """GDI items of ``split`` (``train``, ``val`` or ``all`` = train then val, the paper's evaluation set),
+    each image paired with the importance map of the same stem. GDI has no classes (``label`` = -1) and no
+    fixations (``fixations`` = None)."""
+    if split not in (*GDI_SPLITS, "all"):
+        raise DatasetLayoutError(f"GDI split must be one of train, val, all; got {split!r} (data.split)")
+    splits = GDI_SPLITS if split == "all" else (split,)
+    return [item for s in splits for item in _gdi_split_items(Path(root), s, key)]

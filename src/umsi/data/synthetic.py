@@ -1,4 +1,4 @@
-"""Deterministic synthetic stand-ins for SALICON 2017 and Imp1k, in the real on-disk layouts.
+"""Deterministic synthetic stand-ins for SALICON 2017, Imp1k and GDI, in the real on-disk layouts.
 
 The content is deliberately simple (large, high-contrast elements, one distinct layout template per class)
 so that a small CNN trained from scratch on a CPU at ~96x128 input can learn it. Every item draws from its
@@ -13,7 +13,12 @@ Layouts written under ``out_dir``::
     imp1k/imgs/<class>/<class>_%04d.{jpg,png}                    RGB (PNG for mobile_uis and webpages)
     imp1k/maps/<class>/<class>_%04d.png                          uint8 grayscale, max 255
     imp1k/train_test_split_imp1k.json                            [train_image_paths, test_image_paths]
+    gdi/gd_{train,val}/%06d_<10 digits>_<10 hex>_m.jpg           RGB; advertisements and movie posters
+    gdi/gd_imp_{train,val}/<stem>.png                            uint8 grayscale, max 255
+    gdi/train.txt, gdi/valid.txt                                 stems (no extension), one per line
     .complete                                                    empty marker, written last
+
+A tree whose ``.complete`` predates GDI (no ``gdi/train.txt`` / ``gdi/valid.txt``) gets only the GDI part added.
 """
 
 from __future__ import annotations
@@ -48,6 +53,9 @@ Gaze = tuple[np.ndarray, np.ndarray, np.ndarray]  # location (N, 2), timestamp (
 _JPEG_QUALITY = 90
 _MARKER = ".complete"
 _SPLIT_FILE = "train_test_split_imp1k.json"
+# GDI is mostly advertisements and posters; the list files name each split's stems, and are written last.
+_GDI_CLASSES = ("advertisements", "movie_posters")
+_GDI_LISTS = {"train": "train.txt", "val": "valid.txt"}
 # Base (H, W) and image extension per Imp1k class; each image jitters both sides by up to +-10 %.
 _IMP1K_SPECS: dict[str, tuple[tuple[int, int], str]] = {
     "advertisements": ((260, 260), ".jpg"),
@@ -65,7 +73,8 @@ _SKIN: tuple[Color, ...] = (
 )
 # Files this module owns: anything else in the output folders is never touched.
 _OWN_FILE = re.compile(
-    r"^(COCO_(train|val)2014_\d{12}|(" + "|".join(IMP1K_CLASSES) + r")_\d{4})\.(jpg|png|mat)$|^\..+\.tmp$"
+    r"^(COCO_(train|val)2014_\d{12}|(" + "|".join(IMP1K_CLASSES) + r")_\d{4}|\d{6}_\d{10}_[0-9a-f]{10}_m)"
+    r"\.(jpg|png|mat)$|^\..+\.tmp$"
 )
 
 
@@ -667,6 +676,41 @@ def _write_imp1k(root: Path, seed: int, per_class: int, val_per_class: int, bar:
     _save_atomic(root / _SPLIT_FILE, json.dumps([train, test], indent=1).encode())
 
 
+def _gdi_name(rng: np.random.Generator) -> str:
+    """GDI-style stem ``<6-digit id>_<10-digit flickr id>_<10 hex secret>_m`` drawn from ``rng``."""
+    secret = "".join(f"{b:02x}" for b in rng.integers(0, 256, 5))
+    return f"{int(rng.integers(10**6)):06d}_{int(rng.integers(10**9, 10**10))}_{secret}_m"
+
+
+def _write_gdi(root: Path, seed: int, counts: dict[str, int], bar: tqdm) -> None:
+    """GDI-style split folders of advertisements / movie posters with their importance maps; the list files
+    (``train.txt``, ``valid.txt``) are written last, so their presence means the GDI part is complete."""
+    lists: dict[str, list[str]] = {}
+    for split, n in counts.items():
+        img_dir, map_dir = root / f"gd_{split}", root / f"gd_imp_{split}"
+        img_dir.mkdir(parents=True, exist_ok=True)
+        map_dir.mkdir(parents=True, exist_ok=True)
+        names = []
+        for i in range(n):
+            rng = _item_rng(seed, "gdi", split, i)
+            name = _gdi_name(rng)
+            img, imp = make_design(rng, _GDI_CLASSES[int(rng.integers(len(_GDI_CLASSES)))])
+            _save_atomic(img_dir / f"{name}.jpg", _encode_image(img, ".jpg"))
+            _save_atomic(map_dir / f"{name}.png", _encode_image(imp, ".png"))
+            names.append(name)
+            bar.update()
+        _prune(img_dir, {f"{name}.jpg" for name in names})
+        _prune(map_dir, {f"{name}.png" for name in names})
+        lists[split] = names
+    for split, names in lists.items():
+        _save_atomic(root / _GDI_LISTS[split], "".join(f"{name}\n" for name in names).encode())
+
+
+def _has_gdi(out: Path) -> bool:
+    """Whether ``out/gdi`` is complete (both list files, which :func:`_write_gdi` writes last, exist)."""
+    return all((out / "gdi" / name).is_file() for name in _GDI_LISTS.values())
+
+
 def generate(
     out_dir: str | Path,
     *,
@@ -675,31 +719,44 @@ def generate(
     salicon_val: int = 50,
     imp1k_per_class: int = 48,
     imp1k_val_per_class: int = 8,
+    gdi_train: int = 40,
+    gdi_val: int = 10,
     salicon_size: tuple[int, int] = (240, 320),
     progress: bool = True,
     overwrite: bool = False,
 ) -> Path:
-    """Write the synthetic SALICON (``<out>/salicon``) and Imp1k (``<out>/imp1k``) trees; return ``out_dir``.
+    """Write the synthetic SALICON (``<out>/salicon``), Imp1k (``<out>/imp1k``) and GDI (``<out>/gdi``) trees;
+    return ``out_dir``.
 
     ``salicon_size`` is (H, W) in pixels. Output is deterministic for the arguments. Does nothing when
-    ``<out>/.complete`` exists and ``overwrite`` is False; the marker is (re)written last.
+    ``<out>/.complete`` exists and ``overwrite`` is False, except that a tree without the GDI part gets only
+    that part added (other files untouched); the marker is (re)written last.
     """
     out = Path(out_dir)
     marker = out / _MARKER
+    gdi_counts = {"train": gdi_train, "val": gdi_val}
     if marker.exists() and not overwrite:
-        log.info("synthetic data already present in %s (%s exists)", out, _MARKER)
+        if _has_gdi(out):
+            log.info("synthetic data already present in %s (%s exists)", out, _MARKER)
+            return out
+        if min(gdi_train, gdi_val) < 0 or seed < 0:
+            raise ValueError("counts and seed must be non-negative")
+        log.info("adding the missing GDI part to the synthetic data in %s", out)
+        with tqdm(total=gdi_train + gdi_val, disable=not progress, desc="synthetic GDI", unit="img") as bar:
+            _write_gdi(out / "gdi", seed, gdi_counts, bar)
         return out
-    if min(salicon_train, salicon_val, imp1k_val_per_class) < 0 or seed < 0:
+    if min(salicon_train, salicon_val, imp1k_val_per_class, gdi_train, gdi_val) < 0 or seed < 0:
         raise ValueError("counts and seed must be non-negative")
     if not 0 <= imp1k_val_per_class <= imp1k_per_class:
         raise ValueError("imp1k_val_per_class must be within [0, imp1k_per_class]")
     out.mkdir(parents=True, exist_ok=True)
     marker.unlink(missing_ok=True)
-    total = salicon_train + salicon_val + imp1k_per_class * len(IMP1K_CLASSES)
+    total = salicon_train + salicon_val + imp1k_per_class * len(IMP1K_CLASSES) + gdi_train + gdi_val
     with tqdm(total=total, disable=not progress, desc="synthetic data", unit="img") as bar:
         counts = {"train": salicon_train, "val": salicon_val}
         _write_salicon(out / "salicon", seed, counts, tuple(salicon_size), bar)
         _write_imp1k(out / "imp1k", seed, imp1k_per_class, imp1k_val_per_class, bar)
+        _write_gdi(out / "gdi", seed, gdi_counts, bar)
     _save_atomic(marker, b"")
     return out
 
@@ -708,15 +765,17 @@ def _summary(out: Path) -> str:
     """Counts of the files present under ``out``."""
     sal = {s: len(list((out / "salicon" / "images" / s).glob("*.jpg"))) for s in ("train", "val")}
     split = json.loads((out / "imp1k" / _SPLIT_FILE).read_text())
+    gdi = {s: len((out / "gdi" / name).read_text().split()) for s, name in _GDI_LISTS.items()}
     return (
         f"SALICON ({SALICON_CLASS}): {sal['train']} train / {sal['val']} val; "
-        f"Imp1k ({len(IMP1K_CLASSES)} classes): {len(split[0])} train / {len(split[1])} test"
+        f"Imp1k ({len(IMP1K_CLASSES)} classes): {len(split[0])} train / {len(split[1])} test; "
+        f"GDI: {gdi['train']} train / {gdi['val']} val"
     )
 
 
 def main(argv: Sequence[str] | None = None) -> None:
     """CLI: ``python -m umsi.data.synthetic --out data/synthetic [options]``."""
-    p = argparse.ArgumentParser(description="Write deterministic synthetic SALICON- and Imp1k-style data.")
+    p = argparse.ArgumentParser(description="Write deterministic synthetic SALICON-, Imp1k- and GDI-style data.")
     p.add_argument("--out", required=True, type=Path, help="output folder")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--salicon-train", type=int, default=400)
@@ -724,6 +783,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     p.add_argument("--salicon-size", type=int, nargs=2, default=(240, 320), metavar=("H", "W"))
     p.add_argument("--imp1k-per-class", type=int, default=48)
     p.add_argument("--imp1k-val-per-class", type=int, default=8)
+    p.add_argument("--gdi-train", type=int, default=40)
+    p.add_argument("--gdi-val", type=int, default=10)
     p.add_argument("--overwrite", action="store_true", help="regenerate even if <out>/.complete exists")
     p.add_argument("--no-progress", action="store_true")
     args = p.parse_args(argv)
@@ -735,6 +796,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         salicon_val=args.salicon_val,
         imp1k_per_class=args.imp1k_per_class,
         imp1k_val_per_class=args.imp1k_val_per_class,
+        gdi_train=args.gdi_train,
+        gdi_val=args.gdi_val,
         salicon_size=tuple(args.salicon_size),
         progress=not args.no_progress,
         overwrite=args.overwrite,

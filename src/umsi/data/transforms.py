@@ -49,6 +49,27 @@ def letterbox(array: np.ndarray, dst_hw: tuple[int, int]) -> np.ndarray:
     return canvas
 
 
+def unletterbox(saliency: np.ndarray, original_hw: tuple[int, int]) -> np.ndarray:
+    """Bring a map predicted in the letterboxed frame (Ho, Wo) back to the original (H, W), as the official
+    ``postprocess_predictions``: scale the canvas so the image's relatively longer side fits, then crop the bars.
+
+    If H/Ho > W/Wo the canvas is resized to (H, ⌊Wo·H/Ho⌋) and columns [(that − W)//2, +W) are kept; otherwise to
+    (⌊Ho·W/Wo⌋, W) and the rows are cropped the same way. Bilinear (``cv2.INTER_LINEAR``), float32 in and out.
+    """
+    out_h, out_w = saliency.shape[:2]
+    height, width = original_hw
+    saliency = np.asarray(saliency, dtype=np.float32)
+    if height / out_h > width / out_w:
+        new_w = max(width, (out_w * height) // out_h)
+        resized = cv2.resize(saliency, (new_w, height), interpolation=cv2.INTER_LINEAR)
+        left = (new_w - width) // 2
+        return resized[:, left : left + width]
+    new_h = max(height, (out_h * width) // out_w)
+    resized = cv2.resize(saliency, (width, new_h), interpolation=cv2.INTER_LINEAR)
+    top = (new_h - height) // 2
+    return resized[top : top + height]
+
+
 def fixation_map(points_xy: np.ndarray, src_hw: tuple[int, int], dst_hw: tuple[int, int]) -> np.ndarray:
     """Binary (dst_h, dst_w) float32 map with a 1 at each fixation, placed as the letterbox places the image.
 

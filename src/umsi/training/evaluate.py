@@ -25,7 +25,7 @@ def evaluate(
     """
     model.eval().to(device)
     sums: dict[str, float] = defaultdict(float)
-    count = 0
+    count = labelled_count = 0
     baseline = None
     for batch in tqdm(batches, desc="evaluate", disable=not progress, leave=False):
         out = model(batch["image"].to(device))
@@ -35,7 +35,10 @@ def evaluate(
         center = baseline.expand_as(target)
         sums["model.cc"] += correlation_coefficient(out.saliency, target).sum().item()
         sums["model.kl"] += evaluation_kl(out.saliency, target).sum().item()
-        sums["model.acc"] += accuracy(out.logits, batch["label"].to(device)).sum().item()
+        labels = batch["label"].to(device)
+        labelled = labels >= 0  # -1 = no class label (e.g. GDI)
+        sums["model.acc"] += accuracy(out.logits, labels)[labelled].sum().item()
+        labelled_count += int(labelled.sum())
         sums["center_bias.cc"] += correlation_coefficient(center, target).sum().item()
         sums["center_bias.kl"] += evaluation_kl(center, target).sum().item()
         count += target.shape[0]
@@ -44,7 +47,9 @@ def evaluate(
     result: dict[str, dict[str, float]] = defaultdict(dict)
     for key, total in sums.items():
         row, metric = key.split(".")
-        result[row][metric] = total / count
+        result[row][metric] = total / (labelled_count if metric == "acc" else count)
+    if labelled_count == 0:
+        del result["model"]["acc"]
     result["n_images"] = {"count": count}
     return dict(result)
 

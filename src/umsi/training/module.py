@@ -9,19 +9,20 @@ import pytorch_lightning as pl
 import torch
 from hydra.utils import instantiate
 from torch import nn
-from torchmetrics import MeanMetric
 
-from umsi.metrics.functional import accuracy, correlation_coefficient, evaluation_kl
+from umsi.metrics.collection import ClassAccuracy, MeanSaliencyMetric
 
-VAL_METRICS = ("cc", "kl", "acc")
+VAL_METRICS = ("cc", "kl", "nss", "acc")
 
 
 class UMSILitModule(pl.LightningModule):
     """Trains ``model`` with ``loss``; both, and the optimizer, are plain config dicts with ``_target_`` so
     the checkpoint's hyper-parameters stay loadable with ``torch.load(weights_only=True)``.
 
-    Logged: ``{train,val}/loss`` and each weighted term ``{train,val}/loss_<term>``; per-image means of
-    ``val/cc``, ``val/kl`` (official evaluation convention) and ``val/acc``.
+    Logged: ``{train,val}/loss`` and each weighted term ``{train,val}/loss_<term>``; per-image means over the
+    whole validation set (all DDP ranks: summed values and counts) of ``val/cc``, ``val/kl`` (official UMSI
+    evaluation convention), ``val/nss`` (images with fixations only; 0.0 if none has any) and ``val/acc``
+    (images with a class label ≥ 0 only).
     """
 
     def __init__(
@@ -35,7 +36,14 @@ class UMSILitModule(pl.LightningModule):
         self.save_hyperparameters()
         self.model: nn.Module = instantiate(model, _convert_="all")
         self.criterion: nn.Module = instantiate(loss, _convert_="all")
-        self.val_metrics = nn.ModuleDict({name: MeanMetric() for name in VAL_METRICS})
+        self.val_metrics = nn.ModuleDict(
+            {
+                "cc": MeanSaliencyMetric("cc", convention="umsi"),
+                "kl": MeanSaliencyMetric("kl", convention="umsi"),
+                "nss": MeanSaliencyMetric("nss", convention="umsi"),
+                "acc": ClassAccuracy(getattr(self.model, "num_classes", None) or len(class_names or ())),
+            }
+        )
 
     def forward(self, image: torch.Tensor):
         return self.model(image)
@@ -55,13 +63,13 @@ class UMSILitModule(pl.LightningModule):
 
     def validation_step(self, batch: dict[str, Any], batch_idx: int) -> dict[str, torch.Tensor]:
         out, _ = self._step(batch, "val")
-        values = {
-            "cc": correlation_coefficient(out.saliency, batch["saliency"]),
-            "kl": evaluation_kl(out.saliency, batch["saliency"]),
-            "acc": accuracy(out.logits, batch["label"]),
-        }
-        for name, metric in self.val_metrics.items():
-            metric.update(values[name])
+        saliency, fixations = out.saliency.detach(), batch["fixations"]
+        metrics = self.val_metrics
+        metrics["cc"].update(saliency, batch["saliency"])
+        metrics["kl"].update(saliency, batch["saliency"])
+        metrics["nss"].update(saliency, fixations, mask=fixations.flatten(1).sum(dim=1) > 0)
+        metrics["acc"].update(out.logits.detach(), batch["label"])
+        for name, metric in metrics.items():
             self.log(f"val/{name}", metric, on_step=False, on_epoch=True, prog_bar=name == "cc")
         return {"saliency": out.saliency.detach()}
 

@@ -1,0 +1,101 @@
+"""Load a model for evaluation from a training checkpoint (weights only, no unpickling of objects)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from hydra.utils import instantiate
+from omegaconf import OmegaConf
+from torch import nn
+
+DEFAULT_INPUT_SIZE = (240, 320)
+
+
+@dataclass
+class LoadedModel:
+    """A network ready for inference plus what is needed to feed it and name its outputs."""
+
+    name: str
+    model: nn.Module
+    class_names: list[str]
+    input_size: tuple[int, int]
+    preprocessing: str
+    output_scale: float
+    path: Path
+
+
+def _run_data_settings(checkpoint: Path) -> dict:
+    """data.input_size / data.preprocessing of the run that wrote ``checkpoint`` (``<stage>/config.yaml``)."""
+    config = checkpoint.parent.parent / "config.yaml"
+    if not config.is_file():
+        return {}
+    data = OmegaConf.load(config).get("data", {})
+    return {k: data[k] for k in ("input_size", "preprocessing") if k in data}
+
+
+def load_model(
+    path: str | Path,
+    name: str | None = None,
+    input_size: tuple[int, int] | None = None,
+    preprocessing: str | None = None,
+    device: str | torch.device = "cpu",
+) -> LoadedModel:
+    """Rebuild the network stored in a Lightning checkpoint written by ``umsi-train``.
+
+    The architecture comes from the checkpoint's plain hyper-parameters, the input size and preprocessing from
+    the hyper-parameters, else the run's ``config.yaml``, else the arguments (default 240×320, official).
+    Loads with ``torch.load(weights_only=True)``.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint {path} does not exist (checkpoints=...)")
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    hparams = state.get("hyper_parameters") or {}
+    if "model" not in hparams or "state_dict" not in state:
+        raise ValueError(f"{path} is not a umsi training checkpoint (no model hyper-parameters / state_dict)")
+    model = instantiate(hparams["model"], _convert_="all")
+    weights = {k.removeprefix("model."): v for k, v in state["state_dict"].items() if k.startswith("model.")}
+    result = model.load_state_dict(weights, strict=False)
+    if result.missing_keys or result.unexpected_keys:
+        raise RuntimeError(
+            f"{path}: weights do not match the stored architecture: missing {result.missing_keys[:5]}, "
+            f"unexpected {result.unexpected_keys[:5]}"
+        )
+    data = {**_run_data_settings(path), **(hparams.get("data") or {})}
+    size = input_size or data.get("input_size") or DEFAULT_INPUT_SIZE
+    num_classes = getattr(model, "num_classes", 0)
+    class_names = list(hparams.get("class_names") or [f"class_{i}" for i in range(num_classes)])
+    return LoadedModel(
+        name=name or _default_name(path),
+        model=model.eval().to(device),
+        class_names=class_names,
+        input_size=(int(size[0]), int(size[1])),
+        preprocessing=preprocessing or data.get("preprocessing", "official"),
+        output_scale=float(getattr(model, "output_scale", 2.0)),
+        path=path,
+    )
+
+
+def _default_name(path: Path) -> str:
+    """``<run>/<stage>/checkpoints/x.ckpt`` → ``<run time>/<stage>``; else the file stem."""
+    if path.parent.name == "checkpoints":
+        return f"{path.parent.parent.parent.name}/{path.parent.parent.name}"
+    return path.stem
+
+
+def find_latest_checkpoint(outputs: str | Path) -> Path:
+    """The final model of the newest ``umsi-train`` run under ``outputs``: the best finetuned checkpoint of a
+    pipeline run (``summary.json`` → stages.finetune_best), else the evaluated checkpoint of a single stage."""
+    summaries = sorted(Path(outputs).glob("*/*/summary.json"), key=lambda p: p.stat().st_mtime)
+    for summary_path in reversed(summaries):
+        summary = json.loads(summary_path.read_text())
+        candidate = (summary.get("stages") or {}).get("finetune_best") or (summary.get("checkpoint") or {}).get("path")
+        if candidate and Path(candidate).is_file():
+            return Path(candidate)
+    raise FileNotFoundError(
+        f"no finished umsi-train run with a checkpoint under {outputs}; run `make train` first or pass "
+        "checkpoints=[path/to/model.ckpt]"
+    )

@@ -1,0 +1,171 @@
+"""``umsi-eval``: score checkpoints and the centre-bias baseline on SALICON val, GDI (all) and Imp1k val, then
+write the report."""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from omegaconf import DictConfig
+
+from umsi.data import layouts
+from umsi.data.datasets import read_image_bgr, read_map
+from umsi.data.transforms import SampleTransform, unletterbox
+from umsi.evaluation.loading import LoadedModel, find_latest_checkpoint, load_model
+from umsi.evaluation.report import CENTER_BIAS, TABLES, tables_markdown, write_report
+from umsi.evaluation.scoring import ScoringSettings, model_predictor, score
+from umsi.utils.io import write_image
+from umsi.visualize import stack_rows, triptych
+
+log = logging.getLogger(__name__)
+DATASET_KEYS = tuple(key for _, key, _, _ in TABLES)
+
+
+def dataset_items(key: str, root: Path, class_names: Sequence[str], cfg: DictConfig) -> list[layouts.SaliencyItem]:
+    """The evaluation split of one dataset, labelled with the model's class list (-1 where there is no class)."""
+    if key == "salicon":
+        label = class_names.index(layouts.NATURAL_IMAGES) if layouts.NATURAL_IMAGES in class_names else -1
+        return layouts.salicon_items(root, "val", label, key="datasets.salicon")
+    if key == "imp1k":
+        return layouts.imp1k_items(
+            root, list(class_names), cfg.imp1k.val_per_class, cfg.seed, cfg.imp1k.split_file, key="datasets.imp1k"
+        )[1]
+    if key == "gdi":
+        return layouts.gdi_items(root, "all", key="datasets.gdi")
+    raise ValueError(f"unknown dataset {key!r}; expected one of {DATASET_KEYS}")
+
+
+def summarize(records: Sequence[dict[str, Any]], class_names: Sequence[str]) -> dict[str, Any]:
+    """Per-image records → means per convention and metric, overall and per-class accuracy."""
+    sums: dict[str, list[float]] = defaultdict(list)
+    for record in records:
+        for key, value in record.items():
+            if "/" in key and key != "path":
+                sums[key].append(value)
+    summary: dict[str, Any] = {"n_images": len(records)}
+    for key, values in sorted(sums.items()):
+        conv, metric = key.split("/", 1)
+        summary.setdefault(conv, {})[metric] = float(np.mean(values))
+        summary.setdefault("n_scored", {})[metric] = len(values)
+    labelled = [r for r in records if "correct" in r]
+    if labelled:
+        summary["acc"] = float(np.mean([r["correct"] for r in labelled]))
+        per_class = defaultdict(list)
+        for r in labelled:
+            per_class[class_names[r["label"]]].append(r["correct"])
+        summary["per_class_acc"] = {name: float(np.mean(v)) for name, v in per_class.items()}
+    return summary
+
+
+def examples_picture(
+    loaded: LoadedModel, items: Sequence[layouts.SaliencyItem], records: Sequence[dict[str, Any]], k: int
+) -> np.ndarray:
+    """Rows [image | ground truth | prediction] of the k best then the k worst images by CC (umsi)."""
+    order = sorted(range(len(records)), key=lambda i: records[i]["umsi/cc"], reverse=True)
+    chosen = order[:k] + [i for i in order[-k:] if i not in order[:k]]
+    transform = SampleTransform(loaded.input_size, loaded.output_scale, loaded.preprocessing)
+    predict = model_predictor(loaded)
+    rows = []
+    for i in chosen:
+        image, saliency = read_image_bgr(items[i].image), read_map(items[i].saliency)
+        sample = transform(image, saliency, np.zeros((0, 2), np.float32))
+        maps, _ = predict(sample["image"][None].to(next(loaded.model.parameters()).device))
+        pred = unletterbox(maps[0, 0].cpu().numpy(), saliency.shape)
+        rows.append(triptych(image[..., ::-1], saliency, pred, height=160))
+    return stack_rows(rows)
+
+
+def evaluate(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
+    """Run the whole evaluation described by ``cfg`` (conf/eval.yaml); writes the report into ``out_dir``."""
+    settings = ScoringSettings(
+        frame=cfg.frame,
+        blur_sigma=cfg.blur_sigma,
+        borji_splits=cfg.auc_borji.splits,
+        borji_step=cfg.auc_borji.step,
+        seed=cfg.seed,
+        batch_size=cfg.batch_size,
+        num_workers=cfg.num_workers,
+        device=cfg.device,
+        progress=cfg.progress,
+    )
+    models = _load_models(cfg)
+    results: dict[str, Any] = {
+        "settings": {"frame": cfg.frame, "blur_sigma": cfg.blur_sigma, "conventions": ["umsi", "mit"]},
+        "models": {m.name: {"path": str(m.path), "classes": m.class_names} for m in models},
+        "datasets": {},
+    }
+    records: list[dict[str, Any]] = []
+    for key in DATASET_KEYS:
+        root = Path(cfg.datasets[key]) if cfg.datasets.get(key) else None
+        if root is None or not root.is_dir():
+            reason = f"datasets.{key}={root} not found" if root else f"datasets.{key} not set"
+            log.warning("skipping %s: %s", key, reason)
+            results["datasets"][key] = {"status": "skipped", "reason": reason}
+            continue
+        entry: dict[str, Any] = {"status": "evaluated", "root": str(root), "models": {}}
+        for loaded in models:
+            items = dataset_items(key, root, loaded.class_names, cfg)
+            transform = SampleTransform(loaded.input_size, loaded.output_scale, loaded.preprocessing)
+            model_records = score(items, transform, model_predictor(loaded), settings, f"{key}: {loaded.name}")
+            entry["models"][loaded.name] = summarize(model_records, loaded.class_names)
+            records += [{"dataset": key, "model": loaded.name, **r} for r in model_records]
+            if loaded is models[0] and cfg.examples > 0:
+                picture = examples_picture(loaded, items, model_records, cfg.examples)
+                write_image(out_dir / f"examples_{key}.png", picture)
+        base_records = score(items, transform, None, settings, f"{key}: centre bias")
+        entry["models"][CENTER_BIAS] = summarize(base_records, models[0].class_names)
+        records += [{"dataset": key, "model": CENTER_BIAS, **r} for r in base_records]
+        entry["n_images"] = len(items)
+        results["datasets"][key] = entry
+    paths = write_report(out_dir, results, records)
+    log.info("report written to %s", paths["tables"].parent)
+    if cfg.logger.wandb:
+        _log_to_wandb(cfg, out_dir, results)
+    return results
+
+
+def _load_models(cfg: DictConfig) -> list[LoadedModel]:
+    checkpoints = list(cfg.checkpoints or [])
+    if not checkpoints:
+        raise ValueError("checkpoints is empty: give checkpoints=[path.ckpt,...] or checkpoints=[latest]")
+    names = list(cfg.names or [])
+    models = []
+    for i, ckpt in enumerate(checkpoints):
+        path = find_latest_checkpoint(cfg.outputs_dir) if ckpt == "latest" else Path(ckpt)
+        name = names[i] if i < len(names) else None
+        models.append(load_model(path, name=name, device=cfg.device))
+        log.info("model %s: %s", models[-1].name, path)
+    return models
+
+
+def _log_to_wandb(cfg: DictConfig, out_dir: Path, results: dict[str, Any]) -> None:
+    """The same tables as W&B Tables, plus the example pictures (online with an API key, offline otherwise)."""
+    import wandb
+
+    from umsi.utils.loggers import wandb_mode
+
+    run = wandb.init(
+        project=cfg.logger.project,
+        job_type="eval",
+        dir=str(out_dir),
+        mode=wandb_mode(cfg.logger.mode),
+        config={"checkpoints": [str(p) for p in cfg.checkpoints], **results["settings"]},
+    )
+    for number, key, _, columns in TABLES:
+        dataset = results["datasets"][key]
+        if dataset["status"] != "evaluated":
+            continue
+        data = [
+            [name, *[s.get("acc") if c == "acc" else s.get("umsi", {}).get(c) for c in columns]]
+            for name, s in dataset["models"].items()
+        ]
+        run.log({f"table{number}_{key}": wandb.Table(columns=["model", *columns], data=data)})
+        picture = out_dir / f"examples_{key}.png"
+        if picture.is_file():
+            run.log({f"examples_{key}": wandb.Image(str(picture))})
+    run.log({"tables_md": wandb.Html(f"<pre>{tables_markdown(results)}</pre>")})
+    run.finish()

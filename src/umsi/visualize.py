@@ -1,0 +1,41 @@
+"""Pictures of predictions: colour maps and [image | ground truth | prediction overlay] rows."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import cv2
+import numpy as np
+
+
+def heatmap_rgb(saliency: np.ndarray) -> np.ndarray:
+    """(H, W) map → (H, W, 3) uint8 RGB jet colour map after min–max scaling (a constant map is all blue)."""
+    x = np.asarray(saliency, dtype=np.float32)
+    x = (x - x.min()) / max(float(x.max() - x.min()), 1e-12)
+    return np.ascontiguousarray(cv2.applyColorMap((x * 255).astype(np.uint8), cv2.COLORMAP_JET)[..., ::-1])
+
+
+def triptych(image_rgb: np.ndarray, target: np.ndarray, pred: np.ndarray, height: int | None = None) -> np.ndarray:
+    """One row [image | ground truth | prediction over the image], each (h, w) = the target's size scaled to
+    ``height`` rows when given. image (H, W, 3) uint8 RGB, target and pred 2-D maps → (h, 3w, 3) uint8."""
+    h, w = target.shape[:2]
+    if height is not None:
+        h, w = height, max(1, round(w * height / h))
+
+    def fit(x: np.ndarray) -> np.ndarray:
+        return cv2.resize(x, (w, h), interpolation=cv2.INTER_LINEAR)
+
+    rgb = fit(image_rgb)
+    overlay = cv2.addWeighted(rgb, 0.5, fit(heatmap_rgb(pred)), 0.5, 0)
+    return np.concatenate([rgb, fit(heatmap_rgb(target)), overlay], axis=1)
+
+
+def stack_rows(rows: Sequence[np.ndarray], pad: int = 4) -> np.ndarray:
+    """Stack rows of possibly different widths on a black canvas, ``pad`` pixels apart → (ΣH, max W, 3)."""
+    width = max(r.shape[1] for r in rows)
+    canvas = np.zeros((sum(r.shape[0] for r in rows) + pad * (len(rows) - 1), width, 3), dtype=np.uint8)
+    top = 0
+    for row in rows:
+        canvas[top : top + row.shape[0], : row.shape[1]] = row
+        top += row.shape[0] + pad
+    return canvas

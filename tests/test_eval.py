@@ -1,0 +1,142 @@
+"""umsi-eval: un-letterboxing, the scoring frames, and the report end to end on tiny synthetic data."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hydra import compose, initialize_config_dir
+
+from conftest import tiny_overrides
+from umsi.data.transforms import letterbox, unletterbox
+from umsi.evaluation import find_latest_checkpoint, load_model
+from umsi.evaluation.report import CENTER_BIAS
+from umsi.evaluation.runner import evaluate
+from umsi.train import CONFIG_DIR
+from umsi.training.runner import run
+
+
+@pytest.mark.parametrize("hw", [(300, 200), (100, 400), (480, 640), (37, 91)])
+def test_unletterbox_inverts_letterbox(hw: tuple[int, int]) -> None:
+    ramp = np.tile(np.linspace(0, 1, hw[1], dtype=np.float32), (hw[0], 1))
+    back = unletterbox(letterbox(ramp, (480, 640)), hw)
+    assert back.shape == hw
+    assert np.abs(back - ramp).mean() < 0.02
+
+
+def test_unletterbox_follows_the_official_rule() -> None:
+    # 300×200 (tall) in a 480×640 canvas: resize to (300, ⌊640·300/480⌋ = 400), keep cols [100, 300)
+    canvas = np.zeros((480, 640), np.float32)
+    canvas[:, 160:480] = 1.0  # where the image lies
+    back = unletterbox(canvas, (300, 200))
+    assert back.shape == (300, 200) and back.min() > 0.99
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory, synthetic_root: Path) -> Path:
+    """A tiny pretrained checkpoint (1 epoch at 32×40) and the outputs folder holding its run."""
+    outputs = tmp_path_factory.mktemp("outputs")
+    run_dir = outputs / "2026-01-01" / "00-00-00"
+    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+        overrides = [*tiny_overrides(synthetic_root, run_dir), "stage=pretrain"]
+        run(compose(config_name="train", overrides=overrides), overrides)
+    return outputs
+
+
+def _eval_cfg(synthetic_root: Path, outputs: Path, *extra: str):
+    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+        return compose(
+            config_name="eval",
+            overrides=[
+                f"paths.root_dir={outputs.parent}",
+                f"paths.datasets_dir={synthetic_root}",
+                f"outputs_dir={outputs}",
+                "progress=false",
+                "examples=2",
+                *extra,
+            ],
+        )
+
+
+def test_latest_checkpoint_and_loading(trained: Path) -> None:
+    path = find_latest_checkpoint(trained)
+    assert path.parent.name == "checkpoints" and path.is_file()
+    loaded = load_model(path)
+    assert loaded.input_size == (32, 40)  # from the run's config.yaml
+    assert loaded.class_names[-1] == "natural_images"
+
+
+def test_report_end_to_end(trained: Path, synthetic_root: Path, tmp_path: Path) -> None:
+    results = evaluate(_eval_cfg(synthetic_root, trained), tmp_path)
+    tables = (tmp_path / "tables.md").read_text()
+    for number in (1, 2, 3, 4):
+        assert f"## Table {number}:" in tables
+    assert tables.count(f"| {CENTER_BIAS} |") == 3 and "Skipped" not in tables
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    salicon = metrics["datasets"]["salicon"]
+    model_name = next(name for name in salicon["models"] if name != CENTER_BIAS)
+    for convention in ("umsi", "mit"):
+        scores = salicon["models"][model_name][convention]
+        assert {"r2", "rmse", "cc", "kl", "sim", "nss", "auc_judd", "auc_borji", "sauc", "info_gain"} <= set(scores)
+        assert all(np.isfinite(v) for v in scores.values())
+    assert "nss" not in metrics["datasets"]["imp1k"]["models"][model_name]["umsi"]  # no fixations in Imp1k
+    assert metrics["datasets"]["gdi"]["n_images"] == 6 and "acc" not in metrics["datasets"]["gdi"]["models"][model_name]
+    assert set(metrics["datasets"]["imp1k"]["models"][model_name]["per_class_acc"]) >= {"advertisements", "webpages"}
+    with open(tmp_path / "per_image.csv") as f:
+        rows = list(csv.DictReader(f))
+    n_images = sum(metrics["datasets"][k]["n_images"] for k in ("salicon", "gdi", "imp1k"))
+    assert len(rows) == 2 * n_images  # the model and the centre-bias baseline
+    for key in ("salicon", "gdi", "imp1k"):
+        assert (tmp_path / f"examples_{key}.png").is_file()
+    assert results["datasets"]["salicon"]["status"] == "evaluated"
+
+
+def test_absent_datasets_are_reported_as_skipped(trained: Path, synthetic_root: Path, tmp_path: Path) -> None:
+    cfg = _eval_cfg(
+        synthetic_root,
+        trained,
+        f"datasets.gdi={tmp_path / 'nope'}",
+        "datasets.imp1k=null",
+        "examples=0",
+        "logger.wandb=false",
+    )
+    results = evaluate(cfg, tmp_path)
+    assert results["datasets"]["gdi"]["status"] == "skipped" and "not found" in results["datasets"]["gdi"]["reason"]
+    assert results["datasets"]["imp1k"]["status"] == "skipped"
+    tables = (tmp_path / "tables.md").read_text()
+    assert tables.count("Skipped:") == 2 and "## Table 2:" in tables
+
+
+def test_letterbox_frame_scores_at_the_output_size(trained: Path, synthetic_root: Path, tmp_path: Path) -> None:
+    only_salicon = ("datasets.gdi=null", "datasets.imp1k=null", "examples=0", "logger.wandb=false")
+    original = evaluate(_eval_cfg(synthetic_root, trained, *only_salicon), tmp_path / "o")
+    boxed = evaluate(_eval_cfg(synthetic_root, trained, "frame=letterbox", *only_salicon), tmp_path / "l")
+    assert boxed["settings"]["frame"] == "letterbox"
+    name = next(iter(boxed["models"]))
+    cc_boxed = boxed["datasets"]["salicon"]["models"][name]["umsi"]["cc"]
+    cc_original = original["datasets"]["salicon"]["models"][name]["umsi"]["cc"]
+    assert np.isfinite(cc_boxed) and cc_boxed != cc_original
+
+
+def test_cli(trained: Path, synthetic_root: Path, tmp_path: Path) -> None:
+    env = {**os.environ, "WANDB_MODE": "disabled"}
+    cmd = [
+        sys.executable,
+        "-m",
+        "umsi.eval",
+        f"paths.datasets_dir={synthetic_root}",
+        f"outputs_dir={trained}",
+        f"output_dir={tmp_path / 'report'}",
+        "progress=false",
+        "datasets.gdi=null",
+        "examples=0",
+    ]
+    result = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "## Table 1:" in result.stdout and (tmp_path / "report" / "tables.md").is_file()
