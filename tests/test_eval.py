@@ -140,3 +140,25 @@ def test_cli(trained: Path, synthetic_root: Path, tmp_path: Path) -> None:
     result = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600, cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "## Table 1:" in result.stdout and (tmp_path / "report" / "tables.md").is_file()
+
+
+def test_latest_prefers_the_newest_pipeline_run(tmp_path: Path) -> None:
+    def fake_run(name: str, summary: dict) -> None:
+        run_dir = tmp_path / "2026-01-01" / name
+        run_dir.mkdir(parents=True)
+        (run_dir / "summary.json").write_text(json.dumps(summary))
+
+    ckpts = {name: tmp_path / f"{name}.ckpt" for name in ("old_pipeline", "new_pipeline", "single")}
+    for path in ckpts.values():
+        path.write_bytes(b"")
+    fake_run("00-00-01", {"stages": {"finetune_best": str(ckpts["old_pipeline"])}})
+    fake_run("00-00-02", {"stages": {"finetune_best": str(ckpts["new_pipeline"])}})
+    fake_run("00-00-03", {"checkpoint": {"path": str(ckpts["single"])}})
+    for i, name in enumerate(("00-00-01", "00-00-02", "00-00-03")):
+        os.utime(tmp_path / "2026-01-01" / name / "summary.json", (1000 + i, 1000 + i))
+    assert find_latest_checkpoint(tmp_path) == ckpts["new_pipeline"]
+    (tmp_path / "2026-01-01" / "00-00-01" / "summary.json").unlink()
+    (tmp_path / "2026-01-01" / "00-00-02" / "summary.json").unlink()
+    assert find_latest_checkpoint(tmp_path) == ckpts["single"]
+    with pytest.raises(FileNotFoundError, match="make train"):
+        find_latest_checkpoint(tmp_path / "empty")

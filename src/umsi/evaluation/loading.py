@@ -87,12 +87,14 @@ def _default_name(path: Path) -> str:
 
 
 def find_latest_checkpoint(outputs: str | Path) -> Path:
-    """The final model of the newest ``umsi-train`` run under ``outputs``: the best finetuned checkpoint of a
-    pipeline run (``summary.json`` → stages.finetune_best), else the evaluated checkpoint of a single stage."""
-    summaries = sorted(Path(outputs).glob("*/*/summary.json"), key=lambda p: p.stat().st_mtime)
-    for summary_path in reversed(summaries):
-        summary = json.loads(summary_path.read_text())
-        candidate = (summary.get("stages") or {}).get("finetune_best") or (summary.get("checkpoint") or {}).get("path")
+    """The final model of the newest ``umsi-train`` run under ``outputs`` (``<date>/<time>/summary.json``):
+    the best finetuned checkpoint of the newest pipeline run (what ``make train`` runs), or, when there is no
+    pipeline run, the evaluated checkpoint of the newest single-stage run."""
+    summaries = sorted(Path(outputs).glob("*/*/summary.json"), key=lambda p: p.stat().st_mtime, reverse=True)
+    runs = [json.loads(p.read_text()) for p in summaries]
+    pipeline = [(s.get("stages") or {}).get("finetune_best") for s in runs]
+    single = [(s.get("checkpoint") or {}).get("path") for s in runs]
+    for candidate in [*pipeline, *single]:
         if candidate and Path(candidate).is_file():
             return Path(candidate)
     raise FileNotFoundError(

@@ -20,6 +20,12 @@ TABLES = (
     (3, "imp1k", "Visual importance prediction on Imp1k val", ("r2", "rmse", "cc", "kl", "acc")),
 )
 HEADERS = {"r2": "R² ↑", "rmse": "RMSE ↓", "cc": "CC ↑", "kl": "KL ↓", "acc": "ACC ↑"}
+CLASS_TITLES = {"mobile_uis": "Mobile UIs", "natural_images": "Natural Images"}
+
+
+def class_title(name: str) -> str:
+    """Folder name → column title (``movie_posters`` → ``Movie Posters``)."""
+    return CLASS_TITLES.get(name, name.replace("_", " ").title())
 
 
 def _fmt(value: float | None) -> str:
@@ -79,7 +85,7 @@ def _per_class_table(results: dict[str, Any]) -> list[str]:
     if not per_model:
         return [*lines, "Skipped: neither Imp1k nor SALICON was evaluated with a classifier.", ""]
     classes.sort(key=lambda c: (c == NATURAL_IMAGES, c))
-    lines.append("| Methods | " + " | ".join(c.replace("_", " ").title() for c in classes) + " |")
+    lines.append("| Methods | " + " | ".join(class_title(c) for c in classes) + " |")
     lines.append("|" + " --- |" * (len(classes) + 1))
     for name, values in per_model.items():
         lines.append("| " + " | ".join([name, *(_fmt(values.get(c)) for c in classes)]) + " |")
