@@ -155,3 +155,14 @@ def test_lightning_redraws_the_salicon_mix_every_epoch(tiny_cfg) -> None:
     assert sorted(salicon) == [0, 1]
     assert all(len(recorder.paths[e]) == 10 + 4 and len(salicon[e]) == 4 for e in (0, 1))
     assert salicon[0] != salicon[1]
+
+
+def test_test_step_logs_the_same_metrics(tiny_cfg) -> None:
+    cfg, _ = tiny_cfg("stage=finetune", *FINETUNE_TINY)
+    datamodule = build_datamodule(cfg)
+    module = build_module(cfg, datamodule.class_names)
+    trainer = pl.Trainer(accelerator="cpu", logger=False, enable_progress_bar=False, enable_model_summary=False)
+    (tested,) = trainer.test(module, datamodule=datamodule, verbose=False)
+    (validated,) = trainer.validate(module, datamodule=datamodule, verbose=False)
+    for name in ("loss", "cc", "kl", "nss", "acc"):
+        assert tested[f"test/{name}"] == pytest.approx(validated[f"val/{name}"], rel=1e-6), name

@@ -36,14 +36,9 @@ class UMSILitModule(pl.LightningModule):
         self.save_hyperparameters()
         self.model: nn.Module = instantiate(model, _convert_="all")
         self.criterion: nn.Module = instantiate(loss, _convert_="all")
-        self.val_metrics = nn.ModuleDict(
-            {
-                "cc": MeanSaliencyMetric("cc", convention="umsi"),
-                "kl": MeanSaliencyMetric("kl", convention="umsi"),
-                "nss": MeanSaliencyMetric("nss", convention="umsi"),
-                "acc": ClassAccuracy(getattr(self.model, "num_classes", None) or len(class_names or ())),
-            }
-        )
+        num_classes = getattr(self.model, "num_classes", None) or len(class_names or ())
+        self.val_metrics = _metric_collection(num_classes)
+        self.test_metrics = _metric_collection(num_classes)
 
     def forward(self, image: torch.Tensor):
         return self.model(image)
@@ -61,20 +56,37 @@ class UMSILitModule(pl.LightningModule):
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
         return self._step(batch, "train")[1].total
 
-    def validation_step(self, batch: dict[str, Any], batch_idx: int) -> dict[str, torch.Tensor]:
-        out, _ = self._step(batch, "val")
+    def _evaluation_step(self, batch: dict[str, Any], prefix: str, metrics: nn.ModuleDict) -> dict[str, torch.Tensor]:
+        out, _ = self._step(batch, prefix)
         saliency, fixations = out.saliency.detach(), batch["fixations"]
-        metrics = self.val_metrics
         metrics["cc"].update(saliency, batch["saliency"])
         metrics["kl"].update(saliency, batch["saliency"])
         metrics["nss"].update(saliency, fixations, mask=fixations.flatten(1).sum(dim=1) > 0)
         metrics["acc"].update(out.logits.detach(), batch["label"])
         for name, metric in metrics.items():
-            self.log(f"val/{name}", metric, on_step=False, on_epoch=True, prog_bar=name == "cc")
-        return {"saliency": out.saliency.detach()}
+            self.log(f"{prefix}/{name}", metric, on_step=False, on_epoch=True, prog_bar=name == "cc")
+        return {"saliency": saliency}
+
+    def validation_step(self, batch: dict[str, Any], batch_idx: int) -> dict[str, torch.Tensor]:
+        return self._evaluation_step(batch, "val", self.val_metrics)
+
+    def test_step(self, batch: dict[str, Any], batch_idx: int) -> dict[str, torch.Tensor]:
+        return self._evaluation_step(batch, "test", self.test_metrics)
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
         return instantiate(self.hparams.optimizer, params=self.parameters())
+
+
+def _metric_collection(num_classes: int) -> nn.ModuleDict:
+    """cc, kl (official convention), nss (images with fixations) and class accuracy, DDP-safe."""
+    return nn.ModuleDict(
+        {
+            "cc": MeanSaliencyMetric("cc", convention="umsi"),
+            "kl": MeanSaliencyMetric("kl", convention="umsi"),
+            "nss": MeanSaliencyMetric("nss", convention="umsi"),
+            "acc": ClassAccuracy(num_classes),
+        }
+    )
 
 
 def load_weights(module: nn.Module, checkpoint: str | Path) -> None:
