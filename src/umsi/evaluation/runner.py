@@ -17,7 +17,7 @@ from umsi.data.datasets import read_image_bgr, read_map
 from umsi.data.transforms import SampleTransform, unletterbox
 from umsi.evaluation.loading import LoadedModel, find_latest_checkpoint, load_model
 from umsi.evaluation.report import CENTER_BIAS, TABLES, tables_markdown, write_report
-from umsi.evaluation.scoring import ScoringSettings, model_predictor, score
+from umsi.evaluation.scoring import OtherFixations, ScoringSettings, model_predictor, score
 from umsi.utils.io import write_image
 from umsi.visualize import stack_rows, triptych
 
@@ -107,16 +107,19 @@ def evaluate(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
             results["datasets"][key] = {"status": "skipped", "reason": reason}
             continue
         entry: dict[str, Any] = {"status": "evaluated", "root": str(root), "models": {}}
+        others = None  # the sAUC negatives, read once per dataset
         for loaded in models:
             items = dataset_items(key, root, loaded.class_names, cfg)
+            others = others or OtherFixations(items)
             transform = SampleTransform(loaded.input_size, loaded.output_scale, loaded.preprocessing)
-            model_records = score(items, transform, model_predictor(loaded), settings, f"{key}: {loaded.name}")
+            predict = model_predictor(loaded)
+            model_records = score(items, transform, predict, settings, others, f"{key}: {loaded.name}")
             entry["models"][loaded.name] = summarize(model_records, loaded.class_names)
             records += [{"dataset": key, "model": loaded.name, **r} for r in model_records]
             if loaded is models[0] and cfg.examples > 0:
                 picture = examples_picture(loaded, items, model_records, cfg.examples)
                 write_image(out_dir / f"examples_{key}.png", picture)
-        base_records = score(items, transform, None, settings, f"{key}: centre bias")
+        base_records = score(items, transform, None, settings, others, f"{key}: centre bias")
         entry["models"][CENTER_BIAS] = summarize(base_records, models[0].class_names)
         records += [{"dataset": key, "model": CENTER_BIAS, **r} for r in base_records]
         entry["n_images"] = len(items)

@@ -82,18 +82,9 @@ def _collate(samples: list[dict[str, Any]]) -> dict[str, Any]:
     return batch
 
 
-def _points_to_map(points: np.ndarray, hw: tuple[int, int]) -> torch.Tensor:
-    """(N, 2) x, y → binary (H, W) map (duplicates collapse, as in the MIT code)."""
-    out = torch.zeros(hw)
-    if len(points):
-        cols = np.clip(np.round(points[:, 0]).astype(int), 0, hw[1] - 1)
-        rows = np.clip(np.round(points[:, 1]).astype(int), 0, hw[0] - 1)
-        out[rows, cols] = 1.0
-    return out
-
-
-class _OtherFixations:
-    """sAUC negatives: every other image's fixations, in relative coordinates, rescaled to the image scored."""
+class OtherFixations:
+    """sAUC negatives: every other image's fixations, in relative coordinates, rescaled to the image scored.
+    Built once per dataset (it reads every fixation file) and shared by all the models scored on it."""
 
     def __init__(self, items: Sequence[SaliencyItem]) -> None:
         self.relative: list[np.ndarray] = []
@@ -107,7 +98,7 @@ class _OtherFixations:
     def map_for(self, index: int, hw: tuple[int, int]) -> torch.Tensor:
         others = [p for i, p in enumerate(self.relative) if i != index and len(p)]
         points = np.concatenate(others) * np.array([hw[1], hw[0]]) if others else np.zeros((0, 2))
-        return _points_to_map(points, hw)
+        return M.fixations_to_map([points], *hw)[0]
 
 
 def image_metrics(
@@ -145,17 +136,19 @@ def score(
     transform: SampleTransform,
     predict: Predictor | None,
     settings: ScoringSettings,
+    others: OtherFixations | None = None,
     description: str = "score",
 ) -> list[dict[str, Any]]:
     """One record per item: path, label, predicted label and every metric. ``predict`` maps a (B, 3, h, w) input
-    to (maps (B, 1, Ho, Wo), logits (B, K) or None); ``None`` scores the centre-bias baseline instead."""
+    to (maps (B, 1, Ho, Wo), logits (B, K) or None); ``None`` scores the centre-bias baseline instead. ``others``
+    (the sAUC negatives of these items) is built here when not given."""
     loader = DataLoader(
         _EvalDataset(items, transform),
         batch_size=settings.batch_size,
         num_workers=settings.num_workers,
         collate_fn=_collate,
     )
-    others = _OtherFixations(items)
+    others = others if others is not None else OtherFixations(items)
     records = []
     for batch in tqdm(loader, desc=description, disable=not settings.progress, leave=False):
         maps, logits = (None, None) if predict is None else predict(batch["image"].to(settings.device))
@@ -170,13 +163,13 @@ def score(
 
 
 def _score_one(
-    batch: dict[str, Any], i: int, maps: torch.Tensor | None, others: _OtherFixations, settings: ScoringSettings
+    batch: dict[str, Any], i: int, maps: torch.Tensor | None, others: OtherFixations, settings: ScoringSettings
 ) -> dict[str, Any]:
     points = batch["points"][i]
     if settings.frame == "original":
         target = torch.from_numpy(batch["original_map"][i])
         hw = tuple(target.shape)
-        fixations = _points_to_map(points, hw) if points is not None else None
+        fixations = M.fixations_to_map([points], *hw)[0] if points is not None else None
     else:
         target, hw = batch["saliency"][i, 0], tuple(batch["saliency"].shape[-2:])
         fixations = batch["fixations"][i, 0] if points is not None else None
