@@ -5,8 +5,10 @@ from __future__ import annotations
 import csv
 import json
 import os
+import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -39,14 +41,15 @@ def test_unletterbox_follows_the_official_rule() -> None:
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory: pytest.TempPathFactory, synthetic_root: Path) -> Path:
-    """A tiny pretrained checkpoint (1 epoch at 32×40) and the outputs folder holding its run."""
+def trained(tmp_path_factory: pytest.TempPathFactory, synthetic_root: Path) -> Iterator[Path]:
+    """A tiny pretrained checkpoint (1 epoch at 32×40) and the outputs folder holding its run (removed after)."""
     outputs = tmp_path_factory.mktemp("outputs")
     run_dir = outputs / "2026-01-01" / "00-00-00"
     with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
         overrides = [*tiny_overrides(synthetic_root, run_dir), "stage=pretrain"]
         run(compose(config_name="train", overrides=overrides), overrides)
-    return outputs
+    yield outputs
+    shutil.rmtree(outputs, ignore_errors=True)
 
 
 def _eval_cfg(synthetic_root: Path, outputs: Path, *extra: str):
