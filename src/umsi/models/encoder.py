@@ -15,6 +15,8 @@ import timm
 import torch
 from torch import nn
 
+from umsi.models.tf_ops import MaxPool2dTFSame
+
 log = logging.getLogger(__name__)
 
 LEGACY_XCEPTION = "legacy_xception"
@@ -41,17 +43,26 @@ class LegacyXceptionEncoder(nn.Module):
 
     Input (B, 3, H, W) → output (B, 2048, h, w) with h = ⌈⌈(⌊(H−3)/2⌋−1)/2⌉ / (stride of block3 · block12)⌉,
     i.e. 30×40 for a 240×320 input at output stride 8. The output is ReLU'd (``block14_sepconv2_act``).
+    ``tf_same_padding`` makes the max-pools pad like TensorFlow "same" (asymmetric on even sizes), as in the
+    released Keras model; every other encoder op already pads identically in both frameworks.
     """
 
     out_channels = 2048
 
-    def __init__(self, output_stride: int = 8, pretrained_file: str | None = None) -> None:
+    def __init__(
+        self, output_stride: int = 8, pretrained_file: str | None = None, tf_same_padding: bool = False
+    ) -> None:
         super().__init__()
         if output_stride not in _LEGACY_STRIDE1_BLOCKS:
             raise ValueError(f"model.output_stride={output_stride}: legacy_xception supports 8, 16 or 32")
         self.body = _create_timm(LEGACY_XCEPTION, pretrained_file, num_classes=0, global_pool="")
         for name in _LEGACY_STRIDE1_BLOCKS[output_stride]:
             _set_block_stride1(getattr(self.body, name))
+        if tf_same_padding:
+            for block in self.body.modules():
+                if isinstance(getattr(block, "rep", None), nn.Sequential) and isinstance(block.rep[-1], nn.MaxPool2d):
+                    pool = block.rep[-1]
+                    block.rep[-1] = MaxPool2dTFSame(pool.kernel_size, pool.stride)
         self.output_stride = output_stride
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
@@ -136,10 +147,19 @@ class _TimmLoadReport(logging.Handler):
         self._logger.setLevel(self._old_level)
 
 
-def build_encoder(name: str = LEGACY_XCEPTION, output_stride: int = 8, pretrained_file: str | None = None) -> nn.Module:
+def build_encoder(
+    name: str = LEGACY_XCEPTION,
+    output_stride: int = 8,
+    pretrained_file: str | None = None,
+    tf_same_padding: bool = False,
+) -> nn.Module:
     """Factory for the supported encoders; each has ``out_channels`` and returns one (B, C, h, w) map."""
     if name == LEGACY_XCEPTION:
-        return LegacyXceptionEncoder(output_stride, pretrained_file)
+        return LegacyXceptionEncoder(output_stride, pretrained_file, tf_same_padding)
+    if tf_same_padding:
+        raise ValueError(
+            f"model.tf_same_padding=true needs model.encoder={LEGACY_XCEPTION} (the Keras layout), not {name}"
+        )
     if name in ALIGNED_XCEPTIONS:
         return AlignedXceptionEncoder(name, output_stride, pretrained_file)
     raise ValueError(f"model.encoder={name!r} is not supported; choose one of {(LEGACY_XCEPTION, *ALIGNED_XCEPTIONS)}")

@@ -12,15 +12,19 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from umsi.models.tf_ops import Conv2dTFSame, resize_bilinear
+
 
 class ConvBNReLU(nn.Sequential):
-    """k×k conv (no bias) → BatchNorm → ReLU. (B, C_in, h, w) → (B, C_out, h', w')."""
+    """k×k conv (no bias) → BatchNorm → ReLU. (B, C_in, h, w) → (B, C_out, h', w').
+    ``padding="tf_same"`` pads like TensorFlow "same" for the actual input size."""
 
     def __init__(
-        self, in_channels: int, out_channels: int, kernel_size: int = 1, stride: int = 1, padding: int = 0
+        self, in_channels: int, out_channels: int, kernel_size: int = 1, stride: int = 1, padding: int | str = 0
     ) -> None:
+        conv = Conv2dTFSame if padding == "tf_same" else nn.Conv2d
         super().__init__(
-            nn.Conv2d(in_channels, out_channels, kernel_size, stride, padding, bias=False),
+            conv(in_channels, out_channels, kernel_size, stride, 0 if padding == "tf_same" else padding, bias=False),
             nn.BatchNorm2d(out_channels),
             nn.ReLU(inplace=True),
         )
@@ -51,12 +55,14 @@ class GlobalBranch(nn.Module):
     """Encoder features (B, C, h, w) → global vector g (B, width).
 
     3×3 stride-3 conv → BN → ReLU → dropout → global average pool → linear (no activation) → dropout.
-    g feeds both the classifier and the decoder conditioning.
+    g feeds both the classifier and the decoder conditioning. ``tf_same_padding``: the strided conv pads like
+    TensorFlow "same" (released model) instead of 1 pixel on each side.
     """
 
-    def __init__(self, in_channels: int, width: int = 256, dropout: float = 0.3) -> None:
+    def __init__(self, in_channels: int, width: int = 256, dropout: float = 0.3, tf_same_padding: bool = False) -> None:
         super().__init__()
-        self.conv = ConvBNReLU(in_channels, width, kernel_size=3, stride=3, padding=1)
+        padding = "tf_same" if tf_same_padding else 1
+        self.conv = ConvBNReLU(in_channels, width, kernel_size=3, stride=3, padding=padding)
         self.dropout_conv = nn.Dropout(dropout)
         self.dense = nn.Linear(width, width)
         self.dropout_dense = nn.Dropout(dropout)
@@ -106,7 +112,8 @@ class Decoder(nn.Module):
     """Stages of dilated 3×3 convs (bias, ReLU) each followed by dropout and bilinear upsampling.
 
     Stages are upsampled ×2 except the last, which is resized to ``output_size`` (×4 for the released
-    network at 240×320), then a 1×1 conv and ReLU give the non-negative map.
+    network at 240×320), then a 1×1 conv and ReLU give the non-negative map. ``upsampling`` picks the
+    bilinear coordinate convention (``tf1_legacy`` for the released Keras model, see ``tf_ops``).
     (B, C, h, w) → (B, 1, *output_size).
     """
 
@@ -116,8 +123,11 @@ class Decoder(nn.Module):
         stage_channels: Sequence[Sequence[int]] = ((256, 256), (128, 128), (64,)),
         dilation: int = 2,
         dropout: float = 0.3,
+        upsampling: str = "half_pixel",
     ) -> None:
         super().__init__()
+        resize_bilinear(torch.zeros(1, 1, 1, 1), (2, 2), upsampling)  # reject an unknown mode at build time
+        self.upsampling = upsampling
         stages = []
         channels = in_channels
         for widths in stage_channels:
@@ -136,8 +146,7 @@ class Decoder(nn.Module):
     def forward(self, x: torch.Tensor, output_size: tuple[int, int]) -> torch.Tensor:
         for i, stage in enumerate(self.stages):
             x = stage(x)
-            if i < len(self.stages) - 1:
-                x = F.interpolate(x, scale_factor=2.0, mode="bilinear", align_corners=False)
-            else:
-                x = F.interpolate(x, size=output_size, mode="bilinear", align_corners=False)
+            last = i == len(self.stages) - 1
+            size = output_size if last else (2 * x.shape[-2], 2 * x.shape[-1])
+            x = resize_bilinear(x, size, self.upsampling)
         return F.relu(self.head(x))

@@ -10,6 +10,11 @@ from torch import nn
 
 from umsi.models.encoder import LEGACY_XCEPTION, build_encoder
 from umsi.models.heads import ASPP, Decoder, GlobalBranch, GlobalFusion
+from umsi.models.tf_ops import configure_batchnorm
+
+# The released network's numerics (umsi-reference §2.4): Keras BN ε 1e-3 in the encoder (1e-5 in the head, the
+# PyTorch default), Keras momentum 0.99, TensorFlow "same" padding and TF1 legacy bilinear upsampling.
+OFFICIAL_NUMERICS = dict(tf_same_padding=True, upsampling="tf1_legacy", encoder_bn_eps=1e-3, bn_momentum=0.01)
 
 
 class UMSIOutput(NamedTuple):
@@ -26,6 +31,8 @@ class UMSI(nn.Module):
     ``UMSI()`` builds the network shaped like the released one: timm ``legacy_xception`` at output stride 8
     (official stride change), 256-wide heads, dropout 0.3, ASPP dilations 6/12/18, decoder dilation 2,
     6 classes and a map at twice the input size. Any input size works: the grids follow the input.
+    ``UMSI.official()`` is the released Keras network exactly (same layers plus its padding, upsampling and
+    BatchNorm numerics), the target of ``umsi-convert-keras``.
     """
 
     def __init__(
@@ -40,19 +47,30 @@ class UMSI(nn.Module):
         decoder_channels: Sequence[Sequence[int]] = ((256, 256), (128, 128), (64,)),
         decoder_dilation: int = 2,
         output_scale: float = 2.0,
+        tf_same_padding: bool = False,
+        upsampling: str = "half_pixel",
+        encoder_bn_eps: float | None = None,
+        bn_momentum: float | None = None,
     ) -> None:
         super().__init__()
         if num_classes < 1:
             raise ValueError(f"model.num_classes must be >= 1, got {num_classes}")
-        self.encoder = build_encoder(encoder, output_stride, pretrained_file)
+        self.encoder = build_encoder(encoder, output_stride, pretrained_file, tf_same_padding)
         channels = self.encoder.out_channels
-        self.global_branch = GlobalBranch(channels, width, dropout)
+        self.global_branch = GlobalBranch(channels, width, dropout, tf_same_padding)
         self.classifier = nn.Linear(width, num_classes)
         self.aspp = ASPP(channels, width, aspp_dilations)
         self.fusion = GlobalFusion(self.aspp.out_channels, width, width, dropout)
-        self.decoder = Decoder(width, decoder_channels, decoder_dilation, dropout)
+        self.decoder = Decoder(width, decoder_channels, decoder_dilation, dropout, upsampling)
+        configure_batchnorm(self.encoder, eps=encoder_bn_eps)
+        configure_batchnorm(self, momentum=bn_momentum)
         self.num_classes = num_classes
         self.output_scale = output_scale
+
+    @classmethod
+    def official(cls, num_classes: int = 6, pretrained_file: str | None = None) -> UMSI:
+        """The released UMSI network (``model=umsi_official``): the default layers with TF-exact numerics."""
+        return cls(num_classes=num_classes, pretrained_file=pretrained_file, **OFFICIAL_NUMERICS)
 
     def output_size(self, input_size: tuple[int, int]) -> tuple[int, int]:
         """Map size (rows, cols) for an input of ``input_size`` (rows, cols)."""

@@ -1,0 +1,80 @@
+"""TensorFlow-1 compatible operations, so that converted Keras weights give the released model's outputs.
+
+Two semantics differ between Keras 2.3.1 / TF 1.14 and PyTorch defaults (umsi-reference §2.4):
+
+* "same" padding: TF pads ``max((⌈n/s⌉−1)·s + (k−1)·d + 1 − n, 0)`` pixels, the odd pixel after (bottom/right);
+  PyTorch pads symmetrically. They differ for strided ops on some sizes (the stride-2 max-pools on even
+  sizes, the stride-3 global conv when the grid is ≡ 2 mod 3).
+* bilinear upsampling: Keras ``UpSampling2D(interpolation="bilinear")`` calls TF1 ``resize_bilinear`` with
+  ``align_corners=False, half_pixel_centers=False``: output pixel o reads source o·(n_in/n_out), not PyTorch's
+  half-pixel (o+0.5)·(n_in/n_out)−0.5.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from timm.layers import pad_same
+from torch import nn
+
+UPSAMPLING_MODES = ("half_pixel", "tf1_legacy")
+
+
+class Conv2dTFSame(nn.Conv2d):
+    """``nn.Conv2d`` with TensorFlow "same" padding computed from the input size (asymmetric when TF is).
+    Same parameters and state-dict keys as ``nn.Conv2d``; the ``padding`` argument is ignored."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = pad_same(x, self.kernel_size, self.stride, self.dilation)
+        return F.conv2d(x, self.weight, self.bias, self.stride, 0, self.dilation, self.groups)
+
+
+class MaxPool2dTFSame(nn.MaxPool2d):
+    """3×3 (or k×k) max-pool with TensorFlow "same" padding; padded positions never win (−inf)."""
+
+    def __init__(self, kernel_size: int, stride: int) -> None:
+        super().__init__(kernel_size, stride, padding=0)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        kernel, stride = (self.kernel_size,) * 2, (self.stride,) * 2
+        x = pad_same(x, kernel, stride, value=-float("inf"))
+        return F.max_pool2d(x, kernel, stride)
+
+
+def _resize_axis_tf1(x: torch.Tensor, size: int, dim: int) -> torch.Tensor:
+    """Linear resize of one axis with TF1 legacy coordinates: src = o·(n_in/size), clamped at the last pixel."""
+    n_in = x.shape[dim]
+    if n_in == size:
+        return x
+    source = torch.arange(size, device=x.device, dtype=torch.float64) * (n_in / size)
+    top = source.floor().long()
+    bottom = (top + 1).clamp(max=n_in - 1)
+    shape = [1] * x.dim()
+    shape[dim] = size
+    frac = (source - top).to(x.dtype).view(shape)
+    upper, lower = x.index_select(dim, top), x.index_select(dim, bottom)
+    return upper + (lower - upper) * frac
+
+
+def resize_bilinear(x: torch.Tensor, size: tuple[int, int], mode: str = "half_pixel") -> torch.Tensor:
+    """Bilinear resize of (B, C, h, w) to (B, C, *size).
+
+    ``half_pixel``: PyTorch ``align_corners=False`` (TF2 ``resize_images_v2``).
+    ``tf1_legacy``: TF1 ``resize_bilinear(align_corners=False, half_pixel_centers=False)``, what Keras 2.3.1
+    ``UpSampling2D(interpolation="bilinear")`` computes; the last s−1 rows/cols repeat the border for ×s.
+    """
+    if mode == "half_pixel":
+        return F.interpolate(x, size=size, mode="bilinear", align_corners=False)
+    if mode == "tf1_legacy":
+        return _resize_axis_tf1(_resize_axis_tf1(x, size[0], -2), size[1], -1)
+    raise ValueError(f"model.upsampling={mode!r}: choose one of {UPSAMPLING_MODES}")
+
+
+def configure_batchnorm(module: nn.Module, eps: float | None = None, momentum: float | None = None) -> None:
+    """Set ``eps`` and/or ``momentum`` of every BatchNorm in ``module`` (Keras momentum 0.99 = PyTorch 0.01)."""
+    for layer in module.modules():
+        if isinstance(layer, nn.modules.batchnorm._BatchNorm):
+            if eps is not None:
+                layer.eps = eps
+            if momentum is not None:
+                layer.momentum = momentum
