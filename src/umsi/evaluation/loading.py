@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -11,7 +12,10 @@ from hydra.utils import instantiate
 from omegaconf import OmegaConf
 from torch import nn
 
+log = logging.getLogger(__name__)
+
 DEFAULT_INPUT_SIZE = (240, 320)
+KERAS_SUFFIXES = (".h5", ".hdf5")
 
 
 @dataclass
@@ -47,12 +51,18 @@ def load_model(
 
     The architecture comes from the checkpoint's plain hyper-parameters, the input size and preprocessing from
     the hyper-parameters, else the run's ``config.yaml``, else the arguments (default 240×320, official).
-    Loads with ``torch.load(weights_only=True)``.
+    Also loads ``umsi-convert-keras`` output (named "UMSI (official)"). Loads with ``torch.load(weights_only=True)``.
     """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint {path} does not exist (checkpoints=...)")
-    state = torch.load(path, map_location="cpu", weights_only=True)
+    if path.suffix.lower() in KERAS_SUFFIXES:
+        from umsi.official.convert import checkpoint_from_keras
+
+        log.warning("%s: converting the Keras file in memory (default class order; see umsi-convert-keras)", path)
+        state = checkpoint_from_keras(path)
+    else:
+        state = torch.load(path, map_location="cpu", weights_only=True)
     hparams = state.get("hyper_parameters") or {}
     if "model" not in hparams or "state_dict" not in state:
         raise ValueError(f"{path} is not a umsi training checkpoint (no model hyper-parameters / state_dict)")
@@ -69,7 +79,7 @@ def load_model(
     num_classes = getattr(model, "num_classes", 0)
     class_names = list(hparams.get("class_names") or [f"class_{i}" for i in range(num_classes)])
     return LoadedModel(
-        name=name or _default_name(path),
+        name=name or hparams.get("display_name") or _default_name(path),
         model=model.eval().to(device),
         class_names=class_names,
         input_size=(int(size[0]), int(size[1])),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +12,8 @@ from hydra.utils import instantiate
 from torch import nn
 
 from umsi.metrics.collection import ClassAccuracy, MeanSaliencyMetric
+
+log = logging.getLogger(__name__)
 
 VAL_METRICS = ("cc", "kl", "nss", "acc")
 
@@ -89,18 +92,52 @@ def _metric_collection(num_classes: int) -> nn.ModuleDict:
     )
 
 
-def load_weights(module: nn.Module, checkpoint: str | Path) -> None:
-    """Initialise ``module`` from a Lightning checkpoint's ``state_dict`` (weights only, no optimizer state).
-    Loads with ``weights_only=True``; a mismatch names the missing and unexpected keys."""
+def load_weights(module: UMSILitModule, checkpoint: str | Path) -> None:
+    """Initialise ``module`` from a checkpoint's ``state_dict`` (weights only, no optimizer state): a
+    ``umsi-train`` checkpoint or ``umsi-convert-keras`` output. Loads with ``weights_only=True``; a mismatch names
+    the missing and unexpected keys. When both sides name their classes in a different order, the classifier
+    outputs are permuted to the data's order; a different model config is reported."""
     path = Path(checkpoint)
     if not path.is_file():
         raise FileNotFoundError(f"init_ckpt={checkpoint}: no such checkpoint file")
     state = torch.load(path, map_location="cpu", weights_only=True)
-    state = state.get("state_dict", state)
-    result = module.load_state_dict(state, strict=False)
+    stored = state.get("hyper_parameters") or {}
+    weights = dict(state.get("state_dict", state))
+    _warn_model_differences(path, stored.get("model"), module.hparams.get("model"))
+    _reorder_classifier(path, weights, stored.get("class_names"), module.hparams.get("class_names"))
+    result = module.load_state_dict(weights, strict=False)
     if result.missing_keys or result.unexpected_keys:
         raise RuntimeError(
             f"checkpoint {path} does not match the configured model: missing {result.missing_keys[:5]} "
             f"({len(result.missing_keys)}), unexpected {result.unexpected_keys[:5]} "
             f"({len(result.unexpected_keys)}). Check the model.* settings against the run that wrote it."
         )
+
+
+def _warn_model_differences(path: Path, stored: dict | None, current: dict | None) -> None:
+    if not stored or not current:
+        return
+    keys = sorted(k for k in set(stored) | set(current) if k != "pretrained_file" and stored.get(k) != current.get(k))
+    if keys:
+        log.warning(
+            "init_ckpt %s was written for another model config (%s); its weights load, but the network computes "
+            "differently. Converted official weights belong with model=umsi_official.",
+            path,
+            ", ".join(f"{k}: {stored.get(k)} → {current.get(k)}" for k in keys),
+        )
+
+
+def _reorder_classifier(
+    path: Path, weights: dict[str, torch.Tensor], stored: list[str] | None, current: list[str] | None
+) -> None:
+    """Permute ``model.classifier`` rows from the checkpoint's class order to the data's (same names)."""
+    if not stored or not current or list(stored) == list(current):
+        return
+    if sorted(stored) != sorted(current):
+        log.warning("init_ckpt %s classes %s differ from the data's %s; classifier used as is", path, stored, current)
+        return
+    order = torch.tensor([list(stored).index(name) for name in current])
+    for key in ("model.classifier.weight", "model.classifier.bias"):
+        if key in weights:
+            weights[key] = weights[key][order]
+    log.info("classifier outputs reordered from %s to the data's order %s", stored, current)
