@@ -94,7 +94,7 @@ class AlignedXceptionEncoder(nn.Module):
 def _create_timm(name: str, pretrained_file: str | None, **kwargs) -> nn.Module:
     """Create a timm model, loading weights only from a local file (model hubs are not reachable)."""
     if pretrained_file is None:
-        log.warning("encoder %s starts from random weights (no model.pretrained_file given)", name)
+        log.info("encoder %s built without pretrained weights (no model.pretrained_file)", name)
         return timm.create_model(name, pretrained=False, **kwargs)
     path = Path(pretrained_file).expanduser()
     if not path.is_file():

@@ -65,6 +65,8 @@ def build_module(cfg: DictConfig, class_names: list[str]) -> UMSILitModule:
     if cfg.get("init_ckpt"):
         log.info("initialising weights from %s", cfg.init_ckpt)
         load_weights(module, cfg.init_ckpt)
+    elif cfg.model.get("pretrained_file") is None:
+        log.warning("training starts from random weights (no model.pretrained_file, no init_ckpt)")
     return module
 
 
