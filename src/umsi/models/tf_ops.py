@@ -43,7 +43,7 @@ class MaxPool2dTFSame(nn.MaxPool2d):
 
 def _resize_axis_tf1(x: torch.Tensor, size: int, dim: int) -> torch.Tensor:
     """Linear resize of one axis with TF1 legacy coordinates: src = o·(n_in/size), clamped at the last pixel."""
-    n_in = x.shape[dim]
+    n_in = int(x.shape[dim])  # a Python int, so tracing on CUDA does not mix in a CPU size tensor
     if n_in == size:
         return x
     source = torch.arange(size, device=x.device, dtype=torch.float64) * (n_in / size)

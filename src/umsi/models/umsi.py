@@ -81,7 +81,9 @@ class UMSI(nn.Module):
         features = self.encoder(image)
         global_vector = self.global_branch(features)
         fused = self.fusion(self.aspp(features), global_vector)
-        saliency = self.decoder(fused, self.output_size(tuple(image.shape[-2:])))
+        saliency = self.decoder(
+            fused, self.output_size((int(image.shape[-2]), int(image.shape[-1])))
+        )  # ints: traceable
         return UMSIOutput(saliency, self.classifier(global_vector))
 
 
