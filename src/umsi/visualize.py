@@ -8,11 +8,25 @@ import cv2
 import numpy as np
 
 
-def heatmap_rgb(saliency: np.ndarray) -> np.ndarray:
-    """(H, W) map → (H, W, 3) uint8 RGB jet colour map after min–max scaling (a constant map is all blue)."""
+def colormap_code(name: str) -> int:
+    """OpenCV colormap by name (``jet``, ``turbo``, ``inferno``, ``viridis`` …)."""
+    code = getattr(cv2, f"COLORMAP_{name.upper()}", None)
+    if code is None:
+        names = sorted(k.removeprefix("COLORMAP_").lower() for k in dir(cv2) if k.startswith("COLORMAP_"))
+        raise ValueError(f"colormap={name!r} is not an OpenCV colormap; choose one of {', '.join(names)}")
+    return code
+
+
+def heatmap_rgb(saliency: np.ndarray, colormap: str = "jet") -> np.ndarray:
+    """(H, W) map → (H, W, 3) uint8 RGB colour map after min–max scaling (a constant map gets the lowest colour)."""
     x = np.asarray(saliency, dtype=np.float32)
     x = (x - x.min()) / max(float(x.max() - x.min()), 1e-12)
-    return np.ascontiguousarray(cv2.applyColorMap((x * 255).astype(np.uint8), cv2.COLORMAP_JET)[..., ::-1])
+    return np.ascontiguousarray(cv2.applyColorMap((x * 255).astype(np.uint8), colormap_code(colormap))[..., ::-1])
+
+
+def overlay_rgb(image_rgb: np.ndarray, saliency: np.ndarray, alpha: float = 0.5, colormap: str = "jet") -> np.ndarray:
+    """The coloured map blended over the image (same (H, W)): (1 − alpha)·image + alpha·heatmap, uint8 RGB."""
+    return cv2.addWeighted(image_rgb, 1.0 - alpha, heatmap_rgb(saliency, colormap), alpha, 0)
 
 
 def triptych(image_rgb: np.ndarray, target: np.ndarray, pred: np.ndarray, height: int | None = None) -> np.ndarray:
@@ -26,7 +40,7 @@ def triptych(image_rgb: np.ndarray, target: np.ndarray, pred: np.ndarray, height
         return cv2.resize(x, (w, h), interpolation=cv2.INTER_LINEAR)
 
     rgb = fit(image_rgb)
-    overlay = cv2.addWeighted(rgb, 0.5, fit(heatmap_rgb(pred)), 0.5, 0)
+    overlay = overlay_rgb(rgb, fit(np.asarray(pred, dtype=np.float32)))
     return np.concatenate([rgb, fit(heatmap_rgb(target)), overlay], axis=1)
 
 

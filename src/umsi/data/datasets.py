@@ -9,6 +9,7 @@ from typing import Any
 import cv2
 import numpy as np
 import torch
+from PIL import Image
 from torch.utils.data import Dataset, Sampler
 
 from umsi.data.layouts import SaliencyItem, read_salicon_fixations
@@ -16,11 +17,23 @@ from umsi.data.transforms import SampleTransform
 
 
 def read_image_bgr(path: Path) -> np.ndarray:
-    """(H, W, 3) uint8 BGR; grayscale is expanded and alpha dropped, as ``cv2.imread`` does."""
+    """(H, W, 3) uint8 BGR as ``cv2.imread`` gives it (the official reader): grayscale expanded, alpha dropped,
+    16-bit scaled to 8, CMYK and palette converted. Formats OpenCV lacks (GIF, some TIFFs) go through Pillow."""
     image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if image is None:
+        image = _read_with_pillow(Path(path))
     if image is None:
         raise OSError(f"cannot read image {path} (missing, truncated or not an image)")
     return image
+
+
+def _read_with_pillow(path: Path) -> np.ndarray | None:
+    try:
+        with Image.open(path) as image:
+            image.seek(0)  # first frame of an animation
+            return np.ascontiguousarray(np.asarray(image.convert("RGB"))[..., ::-1])
+    except (OSError, ValueError, Image.DecompressionBombError):
+        return None
 
 
 def read_map(path: Path) -> np.ndarray:

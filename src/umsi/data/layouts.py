@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 import scipy.io
 
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".gif")
 NATURAL_IMAGES = "natural_images"
 IMP1K_SPLIT_FILE = "train_test_split_imp1k.json"
 GDI_SPLITS = ("train", "val")

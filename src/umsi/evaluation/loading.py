@@ -6,6 +6,7 @@ import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 from hydra.utils import instantiate
@@ -111,3 +112,23 @@ def find_latest_checkpoint(outputs: str | Path) -> Path:
         f"no finished umsi-train run with a checkpoint under {outputs}; run `make train` first or pass "
         "checkpoints=[path/to/model.ckpt]"
     )
+
+
+def resolve_checkpoint(cfg: Any) -> Path:
+    """``cfg.ckpt``: a path, or ``latest`` (the newest ``umsi-train`` run under ``cfg.outputs_dir``, read only
+    then). Raises ``FileNotFoundError`` with a message naming the ``ckpt`` key."""
+    ckpt = cfg.ckpt
+    if ckpt is None or str(ckpt) == "":
+        raise FileNotFoundError("ckpt is not set: pass ckpt=path/to/model.ckpt or ckpt=latest")
+    if str(ckpt) == "latest":
+        try:
+            return find_latest_checkpoint(cfg.outputs_dir)
+        except FileNotFoundError:
+            raise FileNotFoundError(
+                f"ckpt=latest: no finished umsi-train run with a checkpoint under {cfg.outputs_dir} (outputs_dir); "
+                "run `make train` first or pass ckpt=path/to/model.ckpt"
+            ) from None
+    path = Path(str(ckpt)).expanduser()
+    if not path.is_file():
+        raise FileNotFoundError(f"ckpt={ckpt}: no such file (a checkpoint, converted weights or an exported model)")
+    return path

@@ -1,0 +1,1 @@
+"""Inference and deployment: ``umsi.load`` / ``Predictor``, ``umsi-predict``, ``umsi-export``."""

@@ -1,0 +1,225 @@
+"""``umsi-predict ckpt=… input=<file|folder|glob> output=<folder>``: heatmap PNG, overlay JPEG and class
+probabilities for every image, at each image's own size.
+
+Per image ``<name>_heatmap.png`` (8-bit, min–max scaled) and ``<name>_overlay.jpg``; for the run
+``predictions.csv`` and ``predictions.json``. Every file is written under a temporary name and renamed when
+complete; existing results are only replaced with ``overwrite=true``. Unreadable inputs are reported with their
+path and skipped; the exit code is 1 when any input failed, 2 when nothing could run.
+"""
+
+from __future__ import annotations
+
+import csv
+import glob
+import io
+import logging
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import cv2
+import hydra
+import numpy as np
+import torch
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig
+from torch.utils.data import DataLoader, Dataset
+from tqdm import tqdm
+
+from umsi.data.datasets import read_image_bgr
+from umsi.data.layouts import IMAGE_SUFFIXES
+from umsi.data.transforms import letterbox, normalize_image
+from umsi.evaluation.loading import resolve_checkpoint
+from umsi.inference.predictor import Prediction, Predictor, load
+from umsi.train import CONFIG_DIR
+from umsi.utils.io import atomic_write, write_image, write_json
+from umsi.visualize import colormap_code, overlay_rgb
+
+log = logging.getLogger(__name__)
+GLOB_CHARS = "*?["
+
+
+class PredictError(ValueError):
+    """A configuration problem found before any prediction; the message names the key."""
+
+
+@dataclass
+class Job:
+    """One input image and where its results go."""
+
+    source: Path
+    heatmap: Path
+    overlay: Path
+
+
+@dataclass
+class RunRecord:
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    failures: list[tuple[str, str]] = field(default_factory=list)
+    model_seconds: float = 0.0
+
+
+def find_inputs(spec: str) -> tuple[list[Path], Path | None]:
+    """``input=``: a file, a folder (recursive, image suffixes only) or a glob → (sorted files, common root)."""
+    path = Path(spec).expanduser()
+    if path.is_file():
+        return [path], None
+    if path.is_dir():
+        files = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+        if not files:
+            raise PredictError(f"input={spec}: the folder has no image files ({', '.join(IMAGE_SUFFIXES)})")
+        return files, path
+    if any(c in spec for c in GLOB_CHARS):
+        files = sorted(Path(p) for p in glob.glob(str(path), recursive=True) if Path(p).is_file())
+        if not files:
+            raise PredictError(f"input={spec}: the pattern matches no file")
+        return files, None
+    raise PredictError(f"input={spec}: no such file or folder (a glob needs * ? or [ ])")
+
+
+def plan_jobs(files: list[Path], root: Path | None, output: Path) -> list[Job]:
+    """Output names keep the folder structure under ``root``; inputs that share a stem keep their suffix."""
+    relative = [f.relative_to(root) if root else Path(f.name) for f in files]
+    stems = [r.parent / r.stem for r in relative]
+    clash = {s for s in stems if stems.count(s) > 1}
+    jobs = []
+    for file, rel, stem in zip(files, relative, stems, strict=True):
+        base = output / (rel.parent / rel.name.replace(".", "_") if stem in clash else stem)
+        jobs.append(Job(file, base.with_name(base.name + "_heatmap.png"), base.with_name(base.name + "_overlay.jpg")))
+    return jobs
+
+
+class _ImageFiles(Dataset):
+    """Decodes and preprocesses in DataLoader workers; a failure becomes an ``error`` entry, not an exception."""
+
+    def __init__(self, jobs: list[Job], input_size: tuple[int, int], preprocessing: str) -> None:
+        self.jobs, self.input_size, self.preprocessing = jobs, input_size, preprocessing
+
+    def __len__(self) -> int:
+        return len(self.jobs)
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        try:
+            image = read_image_bgr(self.jobs[index].source)
+            tensor = normalize_image(letterbox(image, self.input_size), self.preprocessing)
+        except Exception as err:  # any decoder failure is reported per file
+            return {"index": index, "error": str(err) or type(err).__name__}
+        return {"index": index, "image": image, "tensor": tensor}
+
+
+def _write_outputs(job: Job, image_bgr: np.ndarray, prediction: Prediction, cfg: DictConfig) -> None:
+    heatmap = (prediction.heatmap * 255.0).round().astype(np.uint8)
+
+    def write_png(tmp: Path) -> None:
+        if not cv2.imwrite(str(tmp), heatmap):
+            raise OSError(f"could not write {job.heatmap}")
+
+    atomic_write(job.heatmap, write_png)
+    write_image(job.overlay, overlay_rgb(image_bgr[..., ::-1], prediction.heatmap, cfg.overlay_alpha, cfg.colormap))
+
+
+def _row(job: Job, image_bgr: np.ndarray, prediction: Prediction, output: Path) -> dict[str, Any]:
+    row: dict[str, Any] = {
+        "file": str(job.source),
+        "height": image_bgr.shape[0],
+        "width": image_bgr.shape[1],
+        "class": prediction.label,
+        "confidence": round(float(prediction.probabilities.max()), 6),
+    }
+    row |= {f"p_{n}": round(float(p), 6) for n, p in zip(prediction.class_names, prediction.probabilities, strict=True)}
+    row |= {"heatmap": str(job.heatmap.relative_to(output)), "overlay": str(job.overlay.relative_to(output))}
+    return row
+
+
+def predict_jobs(predictor: Predictor, jobs: list[Job], cfg: DictConfig, output: Path) -> RunRecord:
+    """Run every job in batches; write each image's results as soon as they exist."""
+    record = RunRecord()
+    loader = DataLoader(
+        _ImageFiles(jobs, predictor.input_size, predictor.preprocessing),
+        batch_size=cfg.batch_size,
+        num_workers=cfg.num_workers,
+        collate_fn=list,
+    )
+    bar = tqdm(total=len(jobs), desc="umsi-predict", unit="img", disable=not cfg.progress)
+    for batch in loader:
+        good = [item for item in batch if "error" not in item]
+        for item in batch:
+            if "error" in item:
+                source = jobs[item["index"]].source
+                log.error("%s: %s (skipped)", source, item["error"])
+                record.failures.append((str(source), item["error"]))
+        if good:
+            start = time.perf_counter()
+            maps, probabilities = predictor.forward(torch.stack([item["tensor"] for item in good]))
+            record.model_seconds += time.perf_counter() - start
+            sizes = [item["image"].shape[:2] for item in good]
+            for item, prediction in zip(
+                good, predictor.postprocess(maps, probabilities, sizes, cfg.blur_sigma), strict=True
+            ):
+                job = jobs[item["index"]]
+                _write_outputs(job, item["image"], prediction, cfg)
+                record.rows.append(_row(job, item["image"], prediction, output))
+        bar.update(len(batch))
+    bar.close()
+    return record
+
+
+def _write_tables(output: Path, record: RunRecord, meta: dict[str, Any]) -> None:
+    if record.rows:
+        buffer = io.StringIO()
+        writer = csv.DictWriter(buffer, fieldnames=list(record.rows[0]))
+        writer.writeheader()
+        writer.writerows(record.rows)
+        atomic_write(output / "predictions.csv", lambda tmp: tmp.write_text(buffer.getvalue()))
+    failures = [{"file": f, "error": e} for f, e in record.failures]
+    write_json(output / "predictions.json", {**meta, "predictions": record.rows, "failed": failures})
+
+
+def run_predict(cfg: DictConfig, output: Path) -> int:
+    """The whole command; returns the exit code (0 all written, 1 some inputs failed)."""
+    colormap_code(cfg.colormap)  # reject a bad colormap before any work
+    files, root = find_inputs(str(cfg.input))
+    jobs = plan_jobs(files, root, output)
+    targets = [p for job in jobs for p in (job.heatmap, job.overlay)] + [output / "predictions.csv"]
+    existing = [p for p in targets if p.exists()]
+    if existing and not cfg.overwrite:
+        raise PredictError(
+            f"{len(existing)} results already exist in {output} (e.g. {existing[0]}); pass overwrite=true to replace "
+            "them or choose another output=…"
+        )
+    checkpoint = resolve_checkpoint(cfg)
+    predictor = load(checkpoint, device=cfg.device, precision=str(cfg.precision))
+    log.info("%s on %s: %d images → %s", predictor.name, predictor.device, len(jobs), output)
+    start = time.perf_counter()
+    record = predict_jobs(predictor, jobs, cfg, output)
+    seconds = time.perf_counter() - start
+    meta = {"model": predictor.name, "checkpoint": str(checkpoint), "classes": predictor.class_names}
+    _write_tables(output, record, meta)
+    done = len(record.rows)
+    per_image = f"{1000 * seconds / max(done, 1):.0f} ms per image"
+    per_image += f" ({1000 * record.model_seconds / max(done, 1):.0f} ms in the model)"
+    print(f"{done} of {len(jobs)} images written to {output} in {seconds:.1f} s: {per_image}, {predictor.device}")
+    if record.failures:
+        print(f"{len(record.failures)} failed:", file=sys.stderr)
+        for source, error in record.failures:
+            print(f"  {source}: {error}", file=sys.stderr)
+        return 1
+    return 0
+
+
+@hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="predict")
+def main(cfg: DictConfig) -> None:
+    output = Path(cfg.output or HydraConfig.get().runtime.output_dir)
+    try:
+        code = run_predict(cfg, output)
+    except (PredictError, FileNotFoundError, ValueError) as err:
+        print(f"umsi-predict: {err}", file=sys.stderr)
+        code = 2
+    if code:
+        sys.exit(code)
+
+
+if __name__ == "__main__":
+    main()

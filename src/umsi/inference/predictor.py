@@ -1,0 +1,188 @@
+"""``umsi.load(path)`` → ``Predictor``: heatmaps at each image's own size plus class probabilities.
+
+Preprocessing and post-processing are the official ones (umsi-reference §3): BGR, letterbox to the network input,
+Caffe-mean subtraction; the map (twice the input size) is optionally blurred, then un-letterboxed to the image's
+original size and min–max scaled to [0, 1].
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Union
+
+import numpy as np
+import torch
+from PIL import Image
+
+from umsi.data.datasets import read_image_bgr
+from umsi.data.transforms import letterbox, normalize_image, unletterbox
+from umsi.metrics.functional import gaussian_blur
+from umsi.models.umsi import UMSIOutput
+
+ImageInput = Union[str, Path, Image.Image, np.ndarray]  # noqa: UP007 (a runtime alias)
+EXPORTED_SUFFIXES = (".onnx", ".ts", ".torchscript")
+PRECISIONS = {"32": None, "bf16": torch.bfloat16, "16": torch.float16}
+
+
+@dataclass
+class Prediction:
+    """heatmap: (H, W) float32 in [0, 1] at the input image's size; probabilities: (K,) summing to 1."""
+
+    heatmap: np.ndarray
+    probabilities: np.ndarray
+    class_names: list[str]
+
+    @property
+    def label(self) -> str:
+        """The most probable class."""
+        return self.class_names[int(self.probabilities.argmax())]
+
+
+def as_bgr(image: ImageInput) -> np.ndarray:
+    """A file path, PIL image or NumPy array → (H, W, 3) uint8 BGR.
+
+    Arrays are taken as RGB(A) or grayscale, the way PIL and most libraries hand them out: uint8 as is, uint16
+    scaled by 1/257, floats as [0, 1]. PIL images of any mode (L, P, RGBA, CMYK, I;16 …) are converted to RGB.
+    """
+    if isinstance(image, str | Path):
+        return read_image_bgr(Path(image))
+    if isinstance(image, Image.Image):
+        if image.mode.startswith("I"):  # 16/32-bit integer: scale to 8 bits like OpenCV does
+            image = Image.fromarray(_to_uint8(np.asarray(image)))
+        return np.ascontiguousarray(np.asarray(image.convert("RGB"))[..., ::-1])
+    if isinstance(image, np.ndarray):
+        array = _to_uint8(image)
+        if array.ndim == 2:
+            array = np.repeat(array[..., None], 3, axis=2)
+        if array.ndim != 3 or array.shape[2] not in (1, 3, 4):
+            raise ValueError(f"image array of shape {image.shape}: expected (H, W), (H, W, 3) or (H, W, 4)")
+        if array.shape[2] == 1:
+            array = np.repeat(array, 3, axis=2)
+        return np.ascontiguousarray(array[..., 2::-1])  # RGB(A) → BGR, alpha dropped
+    raise TypeError(f"cannot predict on {type(image).__name__}: give a path, a PIL image or a NumPy array")
+
+
+def _to_uint8(array: np.ndarray) -> np.ndarray:
+    if array.dtype == np.uint8:
+        return array
+    if array.dtype == np.uint16:
+        return (array.astype(np.float32) / 257.0).round().astype(np.uint8)
+    if np.issubdtype(array.dtype, np.floating):
+        return (np.clip(array, 0.0, 1.0) * 255.0).round().astype(np.uint8)
+    if np.issubdtype(array.dtype, np.integer):
+        return np.clip(array, 0, 255).astype(np.uint8)
+    raise ValueError(f"image array of dtype {array.dtype} is not supported")
+
+
+def min_max(saliency: np.ndarray) -> np.ndarray:
+    """Scale to [0, 1]; a constant map becomes all zeros."""
+    low, high = float(saliency.min()), float(saliency.max())
+    return ((saliency - low) / (high - low)).astype(np.float32) if high > low else np.zeros_like(saliency)
+
+
+class Predictor:
+    """A ready model: ``predict(images)`` → ``Prediction`` (one image) or a list (several).
+
+    ``network`` maps a (B, 3, h, w) float32 batch, preprocessed for ``preprocessing`` at ``input_size``, to
+    ``UMSIOutput`` — a PyTorch module, or an exported ONNX / TorchScript model.
+    """
+
+    def __init__(
+        self,
+        network: Callable[[torch.Tensor], UMSIOutput],
+        class_names: Sequence[str],
+        input_size: tuple[int, int],
+        preprocessing: str = "official",
+        name: str = "umsi",
+        device: str = "cpu",
+        precision: str = "32",
+    ) -> None:
+        if str(precision) not in PRECISIONS:
+            raise ValueError(f"precision={precision!r}: choose one of {list(PRECISIONS)}")
+        self.network = network
+        self.class_names = list(class_names)
+        self.input_size = (int(input_size[0]), int(input_size[1]))
+        self.preprocessing = preprocessing
+        self.name = name
+        self.device = torch.device(device)
+        self.precision = str(precision)
+
+    def preprocess(self, image_bgr: np.ndarray) -> torch.Tensor:
+        """(H, W, 3) uint8 BGR → (3, h, w) float32 network input (letterboxed)."""
+        return normalize_image(letterbox(image_bgr, self.input_size), self.preprocessing)
+
+    def _autocast(self) -> contextlib.AbstractContextManager:
+        dtype = PRECISIONS[self.precision]
+        if dtype is None or not isinstance(self.network, torch.nn.Module):
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=dtype)
+
+    @torch.no_grad()
+    def forward(self, batch: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(B, 3, h, w) preprocessed → (maps (B, sh, sw) float32, probabilities (B, K)) on the CPU."""
+        with self._autocast():
+            out = self.network(batch.to(self.device))
+        return out.saliency.float()[:, 0].cpu(), out.logits.float().softmax(dim=1).cpu()
+
+    def postprocess(
+        self,
+        maps: torch.Tensor,
+        probabilities: torch.Tensor,
+        sizes: Sequence[tuple[int, int]],
+        blur_sigma: float | None,
+    ) -> list[Prediction]:
+        """Network maps (B, sh, sw) → predictions at each original (H, W): blur σ (output pixels), un-letterbox,
+        min–max scale."""
+        if blur_sigma:
+            maps = gaussian_blur(maps, float(blur_sigma))
+        return [
+            Prediction(min_max(unletterbox(m.numpy(), size)), p.numpy(), self.class_names)
+            for m, p, size in zip(maps, probabilities, sizes, strict=True)
+        ]
+
+    def predict(
+        self, images: ImageInput | Sequence[ImageInput], batch_size: int = 8, blur_sigma: float | None = None
+    ) -> Prediction | list[Prediction]:
+        """Heatmaps and class probabilities for one image or a sequence of paths / PIL images / arrays."""
+        single = isinstance(images, str | Path | Image.Image | np.ndarray)
+        items = [images] if single else list(images)
+        results: list[Prediction] = []
+        for start in range(0, len(items), batch_size):
+            bgr = [as_bgr(image) for image in items[start : start + batch_size]]
+            maps, probabilities = self.forward(torch.stack([self.preprocess(b) for b in bgr]))
+            results += self.postprocess(maps, probabilities, [b.shape[:2] for b in bgr], blur_sigma)
+        return results[0] if single else results
+
+    def __repr__(self) -> str:
+        return f"Predictor({self.name!r}, input {self.input_size}, classes {self.class_names}, {self.device})"
+
+
+def load(path: str | Path, device: str = "cpu", precision: str = "32") -> Predictor:
+    """A ready ``Predictor`` from a training checkpoint, converted official weights (``.ckpt`` or the ``.h5``)
+    or an exported model (``.onnx`` through onnxruntime, ``.ts`` TorchScript)."""
+    path = Path(path)
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    if path.suffix.lower() in EXPORTED_SUFFIXES:
+        from umsi.inference.export import load_exported
+
+        exported = load_exported(path, device=device)
+        meta = exported.metadata
+        return Predictor(
+            exported,
+            meta["class_names"],
+            tuple(meta["input_size"]),
+            meta.get("preprocessing", "official"),
+            meta.get("name", path.stem),
+            device="cpu" if path.suffix.lower() == ".onnx" else device,
+            precision=precision,
+        )
+    from umsi.evaluation.loading import load_model
+
+    loaded = load_model(path, device=device)
+    return Predictor(
+        loaded.model, loaded.class_names, loaded.input_size, loaded.preprocessing, loaded.name, device, precision
+    )
