@@ -14,11 +14,11 @@ CONFIG_DIR = os.environ.get("UMSI_CONFIG_DIR", str(Path(__file__).resolve().pare
 
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="train")
 def main(cfg: DictConfig) -> float | None:
-    """Returns the final validation CC so sweepers can optimise it."""
-    from umsi.training.runner import run  # heavy imports after Hydra has parsed the command line
+    """Returns ``optimized_metric`` of the run's summary (final validation CC by default) for sweepers."""
+    from umsi.training.runner import run, summary_value  # heavy imports after Hydra has parsed the command line
 
     summary = run(cfg, list(HydraConfig.get().overrides.task))
-    return summary["model"]["cc"]
+    return summary_value(summary, cfg.get("optimized_metric") or "model.cc")
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ the pretrain and finetune configs with the same command-line overrides, hands th
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -70,10 +71,69 @@ def build_module(cfg: DictConfig, class_names: list[str]) -> UMSILitModule:
     return module
 
 
-def train_stage(cfg: DictConfig) -> StageResult:
-    """Fit one stage under ``cfg.paths.output_dir``; writes the resolved config next to the checkpoints."""
+LAST_CHECKPOINT = "last"
+WANDB_ID_FILE = "wandb_run_id.txt"
+
+
+def resume_checkpoint(cfg: DictConfig, output_dir: Path) -> str | None:
+    """``ckpt_path``: a checkpoint path, or ``last`` = ``<stage dir>/checkpoints/last.ckpt`` of this run folder
+    (resume a stopped run by starting it again in its own folder: ``hydra.run.dir=<run folder>``)."""
+    value = cfg.get("ckpt_path")
+    if value != LAST_CHECKPOINT:
+        if value and not Path(value).is_file():
+            raise FileNotFoundError(f"ckpt_path={value}: no such checkpoint")
+        return value
+    last = output_dir / "checkpoints" / "last.ckpt"
+    if not last.is_file():
+        raise FileNotFoundError(
+            f"ckpt_path=last: {last} does not exist. Start the stopped run again in its own folder, e.g. "
+            "`umsi-train ckpt_path=last hydra.run.dir=outputs/<date>/<time>` (with the same overrides)"
+        )
+    return str(last)
+
+
+def _wandb_overrides(cfg: DictConfig, output_dir: Path, resuming: bool) -> DictConfig:
+    """Group a multirun's jobs under one W&B group, and continue the same W&B run when resuming."""
+    wandb_cfg = (cfg.get("logger") or {}).get("wandb")
+    if wandb_cfg is None:
+        return cfg
+    extra: dict[str, Any] = {}
+    if wandb_cfg.get("group") is None:
+        extra["group"] = _sweep_group()
+    id_file = output_dir / WANDB_ID_FILE
+    if resuming and id_file.is_file():
+        extra |= {"id": id_file.read_text().strip(), "resume": "allow"}
+    return OmegaConf.merge(cfg, {"logger": {"wandb": extra}}) if extra else cfg
+
+
+def _sweep_group() -> str | None:
+    """``sweep-<date>-<time>`` for the jobs of one Hydra multirun, ``None`` for a single run."""
+    try:
+        from hydra.core.hydra_config import HydraConfig
+        from hydra.types import RunMode
+
+        hydra_cfg = HydraConfig.get()
+    except ValueError:
+        return None
+    if hydra_cfg.mode != RunMode.MULTIRUN:
+        return None
+    return "sweep-" + "-".join(Path(hydra_cfg.sweep.dir).parts[-2:])
+
+
+def _remember_wandb_id(loggers: list[Any], output_dir: Path) -> None:
+    for logger in loggers:
+        run_id = getattr(getattr(logger, "experiment", None), "id", None) if hasattr(logger, "_wandb_init") else None
+        if isinstance(run_id, str) and run_id:
+            atomic_write(output_dir / WANDB_ID_FILE, lambda tmp, run_id=run_id: tmp.write_text(run_id + "\n"))
+
+
+def train_stage(cfg: DictConfig, finish_wandb: bool = True) -> StageResult:
+    """Fit one stage under ``cfg.paths.output_dir``; writes the resolved config next to the checkpoints.
+    ``finish_wandb=False`` leaves the W&B run open for the final evaluation's summary."""
     output_dir = Path(cfg.paths.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
+    ckpt_path = resume_checkpoint(cfg, output_dir)
+    cfg = _wandb_overrides(cfg, output_dir, resuming=ckpt_path is not None)
     atomic_write(output_dir / "config.yaml", lambda tmp: OmegaConf.save(cfg, tmp, resolve=True))
     pl.seed_everything(cfg.seed, workers=True)
     datamodule = build_datamodule(cfg)
@@ -84,22 +144,30 @@ def train_stage(cfg: DictConfig) -> StageResult:
     loggers = _instantiate_all(cfg.get("logger"))
     for logger in loggers:
         logger.log_hyperparams({"config": _container(cfg)})
+    _remember_wandb_id(loggers, output_dir)
     trainer: pl.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
-    log.info("stage %s: %s", cfg.stage.name, output_dir)
-    trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
+    log.info("stage %s: %s%s", cfg.stage.name, output_dir, f" (resuming {ckpt_path})" if ckpt_path else "")
+    trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
     info = best_checkpoint(trainer)
     for logger in loggers:
         logger.finalize("success")
-    _finish_wandb()
+    if finish_wandb:
+        _finish_wandb()
     return StageResult(output_dir, info["best_model_path"], info["last_model_path"], info["best_model_score"])
 
 
-def _finish_wandb() -> None:
-    """Close the W&B run so the next stage starts its own."""
+def _finish_wandb(summary: dict[str, Any] | None = None) -> None:
+    """Close the W&B run so the next stage starts its own; ``summary`` goes into the run's summary first as
+    ``final/<metric>`` and ``center_bias/<metric>`` (the same names in every run, so dashboards line up)."""
     try:
         import wandb
 
         if wandb.run is not None:
+            if summary:
+                values = {f"final/{k}": v for k, v in summary.get("model", {}).items()}
+                values |= {f"center_bias/{k}": v for k, v in summary.get("center_bias", {}).items()}
+                values["wall_seconds"] = summary.get("wall_seconds")
+                wandb.run.summary.update(values)
             wandb.finish()
     except ImportError:
         pass
@@ -148,11 +216,24 @@ def compose_stage(stage: str, overrides: list[str], extra: list[str]) -> DictCon
     return compose(config_name="train", overrides=[f"stage={stage}", *kept, *extra])
 
 
+def _resume_if_started(cfg: DictConfig, stage_dir: Path) -> list[str]:
+    """With ``ckpt_path=last`` a pipeline resumes each stage that has a ``last.ckpt`` and starts the others."""
+    if cfg.get("ckpt_path") == LAST_CHECKPOINT and not (stage_dir / "checkpoints" / "last.ckpt").is_file():
+        return ["ckpt_path=null"]
+    return []
+
+
 def run_pipeline(cfg: DictConfig, overrides: list[str]) -> dict[str, Any]:
     """pretrain → best checkpoint (lowest val loss) → finetune → evaluation of the best finetuned weights."""
     root = Path(cfg.paths.output_dir)
     pretrain_cfg = compose_stage(
-        "pretrain", overrides, [f"paths.output_dir={root / 'pretrain'}", *cfg.stage.pretrain_overrides]
+        "pretrain",
+        overrides,
+        [
+            f"paths.output_dir={root / 'pretrain'}",
+            *_resume_if_started(cfg, root / "pretrain"),
+            *cfg.stage.pretrain_overrides,
+        ],
     )
     pretrain = train_stage(pretrain_cfg)
     if not pretrain.best_checkpoint:
@@ -164,10 +245,11 @@ def run_pipeline(cfg: DictConfig, overrides: list[str]) -> dict[str, Any]:
         [
             f"paths.output_dir={root / 'finetune'}",
             f"init_ckpt={pretrain.best_checkpoint}",
+            *_resume_if_started(cfg, root / "finetune"),
             *cfg.stage.finetune_overrides,
         ],
     )
-    finetune = train_stage(finetune_cfg)
+    finetune = train_stage(finetune_cfg, finish_wandb=False)
     summary = evaluate_checkpoint(finetune_cfg, finetune.best_checkpoint or finetune.last_checkpoint)
     summary["stages"] = {
         "pretrain_best": pretrain.best_checkpoint,
@@ -182,14 +264,28 @@ def run(cfg: DictConfig, overrides: list[str] | None = None) -> dict[str, Any]:
     """Run ``cfg.stage.name`` (pretrain, finetune or pipeline), write ``summary.json`` in the run folder and
     print the validation table. Returns the summary."""
     output_dir = Path(cfg.paths.output_dir)
+    start = time.perf_counter()
     if cfg.stage.name == "pipeline":
         summary = run_pipeline(cfg, list(overrides or []))
     elif cfg.stage.name in STAGES:
-        result = train_stage(cfg)
+        result = train_stage(cfg, finish_wandb=False)
         summary = evaluate_checkpoint(cfg, result.best_checkpoint or result.last_checkpoint)
     else:
         raise ValueError(f"stage.name={cfg.stage.name!r}: choose pretrain, finetune or pipeline")
+    summary["wall_seconds"] = round(time.perf_counter() - start, 1)
+    summary["overrides"] = list(overrides or [])
+    _finish_wandb(summary)
     write_json(output_dir / "summary.json", summary)
     print_summary(summary, title=f"{cfg.stage.name}: validation of the final model")
     log.info("summary written to %s", output_dir / "summary.json")
     return summary
+
+
+def summary_value(summary: dict[str, Any], key: str) -> float:
+    """``optimized_metric``: a dotted key of ``summary.json`` (``model.cc``, ``model.kl``, ``model.acc`` …)."""
+    node: Any = summary
+    for part in key.split("."):
+        if not isinstance(node, dict) or part not in node:
+            raise KeyError(f"optimized_metric={key}: summary.json has no such value (e.g. model.cc, model.kl)")
+        node = node[part]
+    return float(node)
