@@ -133,6 +133,16 @@ def test_cli_multirun_writes_separate_job_folders(synthetic_root: Path, tmp_path
     for job, cc in (("0", -3), ("1", -1)):
         assert (sweeps[0] / job / "summary.json").is_file()
         assert f"cc: {cc}" in (sweeps[0] / job / "config.yaml").read_text()
+    table = subprocess.run(
+        [sys.executable, "-m", "umsi.compare", str(sweeps[0]), "--output", str(tmp_path / "cmp")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert table.returncode == 0, table.stderr
+    header, _, *rows = table.stdout.strip().splitlines()
+    assert "loss.cc" in header and len(rows) == 2
+    assert {row.split("|")[header.split("|").index(" loss.cc ")].strip() for row in rows} == {"-3", "-1"}
 
 
 def test_lightning_redraws_the_salicon_mix_every_epoch(tiny_cfg) -> None:

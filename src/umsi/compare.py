@@ -1,0 +1,550 @@
+"""``umsi-compare`` / ``python -m umsi.compare``: a table of local training runs (offline, no W&B needed).
+
+Reads what ``umsi-train`` leaves in a run folder: ``.hydra/config.yaml`` and ``overrides.yaml``, ``summary.json``
+(final metrics), ``train.log`` (wall time when summary.json has no ``wall_seconds``) and the last stage's
+``csv/metrics.csv`` (best validation metrics per epoch). Writes ``compare.md``, ``compare.csv`` and, with
+``--plot``, ``val_curves.png``; prints the Markdown table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import json
+import logging
+import math
+import os
+import re
+import sys
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from omegaconf import OmegaConf
+
+from umsi.utils.io import atomic_write, write_image
+
+log = logging.getLogger(__name__)
+
+STAGES = ("pretrain", "finetune")  # the pipeline's stage folders, in the order they run
+SEARCH_LEVELS = 3  # enough for outputs/ → outputs/<date>/<time> and outputs/multirun/<date>/<time>
+# best value over epochs: metric → True where higher is better
+BEST_METRICS = {"val/cc": True, "val/kl": False, "val/loss": False, "val/acc": True}
+FINAL_METRICS = ("cc", "kl", "acc")
+PLOT_METRICS = ("val/cc", "val/loss")
+DESCENDING = {"cc", "acc", "best_val_cc", "best_val_acc", "epochs"}  # default sort direction: higher first
+FIXED_COLUMNS = {"run", "status", "stage", "epochs", "wall_s", *FINAL_METRICS}
+NOISE_PREFIXES = ("paths.", "hydra.")
+_LOG_TIME = re.compile(r"^\[(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3})\]")
+
+
+@dataclass
+class RunInfo:
+    """One training run: its config, overrides, final and best validation metrics and wall time."""
+
+    path: Path
+    name: str
+    status: str  # "finished" (summary.json written) or "unfinished"
+    stage: str  # config stage.name; "pipeline/<stage>" names the stage the best metrics come from
+    config: dict[str, Any]  # dotted keys of .hydra/config.yaml, interpolations left as written
+    overrides: list[str]
+    choices: dict[str, str]  # config group choices (.hydra/hydra.yaml hydra.runtime.choices)
+    final: dict[str, float | None]  # summary.json model.cc/kl/acc
+    best: dict[str, float | None]  # best over epochs of the last stage: max val/cc, min val/kl …
+    best_epoch: dict[str, int | None]
+    epochs: int  # validated epochs of the last stage
+    wall_seconds: float | None
+    curves: dict[str, list[tuple[int, float]]] = field(default_factory=dict)  # metric → (epoch, value) per epoch
+
+    def value(self, key: str) -> Any:
+        """The run's value for a config key or config group (``model`` → its choice), else its override."""
+        if key in self.config:
+            return self.config[key]
+        if key in self.choices:
+            return self.choices[key]
+        return _override_map(self.overrides).get(key)
+
+
+# --------------------------------------------------------------------------------------------- finding runs
+
+
+def is_run(path: Path) -> bool:
+    """A ``umsi-train`` run folder: summary.json, or .hydra/ with a train.log or a ``task_name: train`` config."""
+    if (path / "summary.json").is_file():
+        return True
+    if not (path / ".hydra").is_dir():
+        return False
+    if (path / "train.log").is_file():
+        return True
+    config = _load_yaml(path / ".hydra" / "config.yaml")
+    return isinstance(config, dict) and config.get("task_name") == "train"
+
+
+def is_sweep(path: Path) -> bool:
+    """A Hydra multirun folder (``multirun.yaml`` next to job folders 0/, 1/, …)."""
+    return (path / "multirun.yaml").is_file()
+
+
+def find_runs(paths: Iterable[str | Path]) -> list[Path]:
+    """Run folders named by ``paths``: a run, a sweep (its jobs) or a folder searched a few levels down.
+
+    Raises FileNotFoundError naming a path that does not exist or is not a folder."""
+    found: list[Path] = []
+    for raw in paths:
+        path = Path(raw)
+        if not path.is_dir():
+            raise FileNotFoundError(f"{raw}: no such folder" if not path.exists() else f"{raw}: not a folder")
+        if is_run(path):
+            found.append(path)
+        elif is_sweep(path):
+            found += _sweep_jobs(path)
+        else:
+            found += _search(path, SEARCH_LEVELS)
+    unique: dict[Path, Path] = {}
+    for run in found:
+        unique.setdefault(run.resolve(), run)
+    return list(unique.values())
+
+
+def _subdirs(path: Path) -> list[Path]:
+    try:
+        children = [p for p in path.iterdir() if p.is_dir() and not p.name.startswith(".")]
+    except OSError:
+        return []
+    return sorted(children, key=lambda p: (not p.name.isdigit(), int(p.name) if p.name.isdigit() else 0, p.name))
+
+
+def _sweep_jobs(path: Path) -> list[Path]:
+    return [job for job in _subdirs(path) if is_run(job)]
+
+
+def _search(folder: Path, levels: int) -> list[Path]:
+    runs: list[Path] = []
+    for child in _subdirs(folder):
+        if is_run(child):
+            runs.append(child)
+        elif is_sweep(child):
+            runs += _sweep_jobs(child)
+        elif levels > 1:
+            runs += _search(child, levels - 1)
+    return runs
+
+
+# ---------------------------------------------------------------------------------------------- reading runs
+
+
+def load_runs(paths: Sequence[Path]) -> list[RunInfo]:
+    """Load runs, each named by its path relative to the runs' common parent."""
+    resolved = [p.resolve() for p in paths]
+    if not resolved:
+        return []
+    root = Path(os.path.commonpath(resolved))
+    if root in resolved:  # a single run (or one run containing the others): name it from its parent
+        root = root.parent
+    return [load_run(p, root) for p in resolved]
+
+
+def load_run(path: str | Path, root: str | Path | None = None) -> RunInfo:
+    """Read one run folder; ``root`` (default: its parent) is what its name is relative to."""
+    path = Path(path).resolve()
+    name = os.path.relpath(path, Path(root).resolve()) if root is not None else path.name
+    stage_dirs = _stage_dirs(path)
+    config_file = path / ".hydra" / "config.yaml"
+    if not config_file.is_file() and stage_dirs:
+        config_file = stage_dirs[-1] / "config.yaml"
+    raw_config = _load_yaml(config_file)
+    config = _flatten(raw_config) if isinstance(raw_config, dict) else {}
+    overrides = _load_yaml(path / ".hydra" / "overrides.yaml")
+    hydra_cfg = _load_yaml(path / ".hydra" / "hydra.yaml")
+    choices = _dig(hydra_cfg, "hydra", "runtime", "choices")
+    summary = _read_json(path / "summary.json")
+
+    rows = _val_rows(stage_dirs[-1] / "csv" / "metrics.csv") if stage_dirs else []
+    best: dict[str, float | None] = {}
+    best_epoch: dict[str, int | None] = {}
+    for metric, higher in BEST_METRICS.items():
+        points = [(row["epoch"], row[metric]) for row in rows if row.get(metric) is not None]
+        if points:
+            epoch, value = (max if higher else min)(points, key=lambda p: p[1])
+            best[metric], best_epoch[metric] = value, epoch
+        else:
+            best[metric], best_epoch[metric] = None, None
+    curves = {m: [(row["epoch"], row[m]) for row in rows if row.get(m) is not None] for m in PLOT_METRICS}
+
+    model = _dig(summary, "model") or {}
+    stage = str(config.get("stage.name", ""))
+    if stage_dirs and stage_dirs[-1] != path:
+        stage = f"{stage or 'pipeline'}/{stage_dirs[-1].name}"
+    wall = (summary or {}).get("wall_seconds")
+    return RunInfo(
+        path=path,
+        name=name,
+        status="finished" if summary is not None else "unfinished",
+        stage=stage,
+        config=config,
+        overrides=[str(o) for o in overrides] if isinstance(overrides, list) else [],
+        choices={str(k): str(v) for k, v in choices.items()} if isinstance(choices, dict) else {},
+        final={k: _number(model.get(k)) for k in FINAL_METRICS},
+        best=best,
+        best_epoch=best_epoch,
+        epochs=len({row["epoch"] for row in rows}),
+        wall_seconds=_number(wall) if wall is not None else _log_seconds(path / "train.log"),
+        curves=curves,
+    )
+
+
+def _stage_dirs(path: Path) -> list[Path]:
+    """Folders with a csv/metrics.csv in the order the stages ran: pretrain/, finetune/, or the run itself."""
+    stages = [path / s for s in STAGES if (path / s / "csv" / "metrics.csv").is_file()]
+    if stages:
+        return stages
+    return [path] if (path / "csv" / "metrics.csv").is_file() else []
+
+
+def _load_yaml(path: Path) -> Any:
+    if not path.is_file():
+        return None
+    try:
+        return OmegaConf.to_container(OmegaConf.load(path), resolve=False)
+    except Exception as err:  # a half-written or hand-edited file: report and go on without it
+        log.warning("cannot read %s: %s", path, err)
+        return None
+
+
+def _read_json(path: Path) -> dict[str, Any] | None:
+    if not path.is_file():
+        return None
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError) as err:
+        log.warning("cannot read %s: %s", path, err)
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def _dig(tree: Any, *keys: str) -> Any:
+    for key in keys:
+        tree = tree.get(key) if isinstance(tree, dict) else None
+    return tree
+
+
+def _flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    flat: dict[str, Any] = {}
+    for key, value in tree.items():
+        dotted = f"{prefix}{key}"
+        if isinstance(value, dict) and value:
+            flat.update(_flatten(value, dotted + "."))
+        else:
+            flat[dotted] = value
+    return flat
+
+
+def _number(value: Any) -> float | None:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return number if math.isfinite(number) else None
+
+
+def _val_rows(metrics_csv: Path) -> list[dict[str, Any]]:
+    """Validation rows (val/loss filled) of a Lightning CSVLogger file, one per epoch (the last if repeated)."""
+    by_epoch: dict[int, dict[str, Any]] = {}
+    try:
+        with metrics_csv.open(newline="") as f:
+            for row in csv.DictReader(f):
+                epoch = _number(row.get("epoch"))
+                if epoch is None or _number(row.get("val/loss")) is None:
+                    continue
+                values: dict[str, Any] = {k: _number(v) for k, v in row.items() if k and k.startswith("val/")}
+                values["epoch"] = int(epoch)
+                by_epoch[int(epoch)] = values
+    except OSError as err:
+        log.warning("cannot read %s: %s", metrics_csv, err)
+    return [by_epoch[e] for e in sorted(by_epoch)]
+
+
+def _log_seconds(train_log: Path) -> float | None:
+    """Seconds between the first and the last timestamped line of train.log."""
+    if not train_log.is_file():
+        return None
+    stamps = [m.group(1) for line in train_log.read_text(errors="replace").splitlines() if (m := _LOG_TIME.match(line))]
+    if not stamps:
+        return None
+    first, last = (datetime.strptime(s, "%Y-%m-%d %H:%M:%S,%f") for s in (stamps[0], stamps[-1]))
+    return (last - first).total_seconds()
+
+
+# ------------------------------------------------------------------------------------------ comparing runs
+
+
+def _override_map(overrides: Iterable[str]) -> dict[str, str]:
+    """``key=value`` overrides as a dict; ``+key``/``++key`` lose their prefix, ``~key`` maps to None."""
+    result: dict[str, Any] = {}
+    for item in overrides:
+        key, _, value = item.partition("=")
+        key = key.strip().lstrip("+")
+        if key.startswith("~"):
+            result[key[1:]] = None
+        elif key:
+            result[key] = value
+    return result
+
+
+def _canonical(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, default=str)
+
+
+def _is_noise(run: RunInfo, key: str, value: Any) -> bool:
+    """Paths and Hydra settings, and values naming the run's own folder (output dirs, resume checkpoints)."""
+    if key.startswith(NOISE_PREFIXES) or key in ("paths", "hydra"):
+        return True
+    return value is not None and str(run.path) in _canonical(value)
+
+
+def differing_keys(runs: Sequence[RunInfo]) -> list[str]:
+    """Config keys whose values differ between runs, noise left out.
+
+    The command-line override keys are used when any of them differs (a sweep's parameters, ``model=…``);
+    otherwise all config keys, with seed-like keys left out too."""
+    if len(runs) < 2:
+        return []
+
+    def differs(key: str) -> bool:
+        values = [run.value(key) for run in runs]
+        if any(_is_noise(run, key, v) for run, v in zip(runs, values, strict=True)):
+            return False
+        return len({_canonical(v) for v in values}) > 1
+
+    override_keys = list(dict.fromkeys(k for run in runs for k in _override_map(run.overrides)))
+    keys = [k for k in override_keys if differs(k)]
+    if keys:
+        return keys
+    config_keys = list(dict.fromkeys(k for run in runs for k in run.config))
+    return [k for k in config_keys if not k.rsplit(".", 1)[-1].endswith("seed") and differs(k)]
+
+
+def comparison_table(runs: Sequence[RunInfo], keys: Sequence[str] | None = None) -> list[dict[str, Any]]:
+    """One row per run: name, the differing keys, status, stage, epochs, wall time, final and best metrics."""
+    keys = differing_keys(runs) if keys is None else keys
+    keys = [k for k in keys if k not in FIXED_COLUMNS]  # e.g. stage=…: the stage column shows it
+    table = []
+    for run in runs:
+        row: dict[str, Any] = {"run": run.name}
+        row |= {key: run.value(key) for key in keys}
+        row |= {"status": run.status, "stage": run.stage, "epochs": run.epochs, "wall_s": run.wall_seconds}
+        row |= {k: run.final[k] for k in FINAL_METRICS}
+        for metric in BEST_METRICS:
+            column = "best_" + metric.replace("/", "_")
+            row[column], row[column + "_epoch"] = run.best[metric], run.best_epoch[metric]
+        table.append(row)
+    return table
+
+
+def sort_table(table: list[dict[str, Any]], column: str, reverse: bool = False) -> list[dict[str, Any]]:
+    """Sort by ``column`` (higher first for cc/acc/epochs, lower first otherwise; ``reverse`` flips); empty last."""
+    descending = (column in DESCENDING) != reverse
+    numbers, texts, empty = [], [], []
+    for row in table:
+        value = row.get(column)
+        if value is None:
+            empty.append(row)
+        elif isinstance(value, int | float) and not isinstance(value, bool):
+            numbers.append(row)
+        else:
+            texts.append(row)
+    numbers.sort(key=lambda r: r[column], reverse=descending)
+    texts.sort(key=lambda r: _cell(r[column]), reverse=descending)
+    return numbers + texts + empty
+
+
+def sort_column(name: str) -> str:
+    """``val/cc`` or ``best val/cc`` → ``best_val_cc``; other names as given."""
+    name = name.strip().replace(" ", "_").replace("/", "_")
+    return "best_" + name if name.startswith("val_") else name
+
+
+# ------------------------------------------------------------------------------------------------- writing
+
+
+def _cell(value: Any, digits: int = 3) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.{digits}f}"
+    if isinstance(value, list | dict):
+        return _canonical(value)
+    return str(value)
+
+
+def _duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    minutes, secs = divmod(round(seconds), 60)
+    return f"{minutes // 60}:{minutes % 60:02d}:{secs:02d}"
+
+
+def markdown_table(table: Sequence[dict[str, Any]]) -> str:
+    """A GitHub table: numbers with 3 decimals, best values as ``value @epoch``."""
+    if not table:
+        return ""
+    columns = [c for c in table[0] if not c.endswith("_epoch")]
+    header = [
+        "wall" if c == "wall_s" else c.replace("best_val_", "best val/") if c.startswith("best_val_") else c
+        for c in columns
+    ]
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in columns) + "|"]
+    for row in table:
+        cells = []
+        for c in columns:
+            if c == "wall_s":
+                text = _duration(row[c])
+            elif c.startswith("best_") and row[c] is not None:
+                text = f"{_cell(row[c])} @{row[c + '_epoch']}"
+            else:
+                text = _cell(row[c])
+            cells.append(text.replace("|", "\\|"))
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def csv_text(table: Sequence[dict[str, Any]]) -> str:
+    """The table as CSV: one row per run, full precision, empty cells for missing values."""
+    buffer = io.StringIO()
+    if table:
+        writer = csv.DictWriter(buffer, fieldnames=list(table[0]), lineterminator="\n")
+        writer.writeheader()
+        for row in table:
+            writer.writerow(
+                {k: "" if v is None else _canonical(v) if isinstance(v, list | dict) else v for k, v in row.items()}
+            )
+    return buffer.getvalue()
+
+
+def write_markdown(path: str | Path, table: Sequence[dict[str, Any]]) -> Path:
+    """Atomically write the Markdown table."""
+    text = markdown_table(table)
+    return atomic_write(path, lambda tmp: tmp.write_text(text))
+
+
+def write_csv(path: str | Path, table: Sequence[dict[str, Any]]) -> Path:
+    """Atomically write the CSV table."""
+    text = csv_text(table)
+    return atomic_write(path, lambda tmp: tmp.write_text(text))
+
+
+# ------------------------------------------------------------------------------------------------ plotting
+
+_COLORS = [
+    (31, 119, 180),
+    (255, 127, 14),
+    (44, 160, 44),
+    (214, 39, 40),
+    (148, 103, 189),
+    (140, 86, 75),
+    (227, 119, 194),
+    (127, 127, 127),
+    (188, 189, 34),
+    (23, 190, 207),
+]  # RGB
+
+
+def plot_curves(runs: Sequence[RunInfo], metrics: Sequence[str] = PLOT_METRICS) -> np.ndarray:
+    """An RGB image: one panel per metric (value per epoch of each run's last stage) and a legend below."""
+    import cv2
+
+    font, aa, black, width, height = cv2.FONT_HERSHEY_SIMPLEX, cv2.LINE_AA, (0, 0, 0), 560, 360
+    image = np.full((height + 24 * len(runs) + 16, width * len(metrics), 3), 255, np.uint8)
+    for p, metric in enumerate(metrics):
+        left, right, top, bottom = p * width + 60, (p + 1) * width - 20, 40, height - 40
+        cv2.rectangle(image, (left, top), (right, bottom), black, 1)
+        cv2.putText(image, metric, (left, 28), font, 0.6, black, 1, aa)
+        values = np.array([v for run in runs for _, v in run.curves.get(metric, [])])
+        if values.size == 0:
+            continue
+        emax = max(1, *(e for run in runs for e, _ in run.curves.get(metric, [])))
+        lo, hi = values.min(), values.max()
+        pad = 0.5 if hi - lo < 1e-12 else 0.05 * (hi - lo)  # keep the dots off the frame
+        lo, hi = lo - pad, hi + pad
+        labels = [(f"{hi:.3f}", p * width + 2, top + 5), (f"{lo:.3f}", p * width + 2, bottom + 5)]
+        labels += [("0", left - 4, bottom + 20), (f"epoch {emax}", right - 60, bottom + 20)]
+        for text, x, y in labels:
+            cv2.putText(image, text, (x, y), font, 0.4, black, 1, aa)
+        for i, run in enumerate(runs):
+            curve = np.array(run.curves.get(metric, []), float).reshape(-1, 2)
+            xs = left + (right - left) * curve[:, 0] / emax
+            ys = bottom - (bottom - top) * (curve[:, 1] - lo) / (hi - lo)
+            pts = np.round(np.stack([xs, ys], 1)).astype(np.int32)
+            color = _COLORS[i % len(_COLORS)]
+            cv2.polylines(image, [pts.reshape(-1, 1, 2)], False, color, 2, aa)
+            for x, y in pts:
+                cv2.circle(image, (int(x), int(y)), 3, color, -1, aa)
+    for i, run in enumerate(runs):
+        y = height + 16 + 24 * i
+        cv2.line(image, (60, y), (90, y), _COLORS[i % len(_COLORS)], 3)
+        cv2.putText(image, run.name, (100, y + 5), font, 0.45, black, 1, aa)
+    return image
+
+
+# ---------------------------------------------------------------------------------------------------- CLI
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``umsi-compare RUN_OR_SWEEP_DIR… [--output DIR] [--plot] [--sort METRIC]``; 2 on bad input."""
+    parser = argparse.ArgumentParser(
+        prog="umsi-compare",
+        description="Compare local umsi-train runs: config keys that differ, final metrics (summary.json), "
+        "best validation metrics of the last stage (csv/metrics.csv) and wall time.",
+    )
+    parser.add_argument(
+        "paths",
+        nargs="+",
+        metavar="RUN_OR_SWEEP_DIR",
+        help="a run folder, a multirun sweep folder, or a folder of runs (e.g. outputs/)",
+    )
+    parser.add_argument("--output", type=Path, help="where compare.md/.csv go (default: outputs/compare/<date>-<time>)")
+    parser.add_argument("--plot", action="store_true", help="also draw val/cc and val/loss per epoch (val_curves.png)")
+    parser.add_argument(
+        "--sort",
+        default="cc",
+        metavar="METRIC",
+        help="column to sort by: cc (default, final, highest first), kl, acc, val/cc, val/loss, "
+        "wall_s, run or a config key; kl/loss/wall lowest first",
+    )
+    parser.add_argument("--reverse", action="store_true", help="flip the sort direction")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="umsi-compare: %(message)s")
+
+    try:
+        paths = find_runs(args.paths)
+    except FileNotFoundError as err:
+        print(f"umsi-compare: {err}", file=sys.stderr)
+        return 2
+    if not paths:
+        print(f"umsi-compare: no runs found under {' '.join(args.paths)}", file=sys.stderr)
+        return 2
+    runs = load_runs(paths)
+    table = comparison_table(runs)
+    column = sort_column(args.sort)
+    if column not in table[0]:
+        print(f"umsi-compare: --sort {args.sort}: not a column; choose one of {', '.join(table[0])}", file=sys.stderr)
+        return 2
+    table = sort_table(table, column, args.reverse)
+
+    out_dir = args.output or Path("outputs", "compare", datetime.now().strftime("%Y-%m-%d-%H-%M-%S"))
+    write_markdown(out_dir / "compare.md", table)
+    write_csv(out_dir / "compare.csv", table)
+    if args.plot:
+        order = {row["run"]: i for i, row in enumerate(table)}
+        write_image(out_dir / "val_curves.png", plot_curves(sorted(runs, key=lambda r: order[r.name])))
+    print(markdown_table(table), end="")
+    print(f"{len(runs)} runs; written to {out_dir}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
