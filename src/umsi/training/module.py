@@ -51,9 +51,12 @@ class UMSILitModule(pl.LightningModule):
         loss = self.criterion(out.saliency, out.logits, batch["saliency"], batch["fixations"], batch["label"])
         size = batch["image"].shape[0]
         on_step = prefix == "train"
-        self.log(f"{prefix}/loss", loss.total, prog_bar=True, on_step=on_step, on_epoch=True, batch_size=size)
+        sync = prefix != "train"  # val/loss picks the best checkpoint: average it over all DDP ranks
+        self.log(
+            f"{prefix}/loss", loss.total, prog_bar=True, on_step=on_step, on_epoch=True, batch_size=size, sync_dist=sync
+        )
         for name, value in loss.weighted.items():
-            self.log(f"{prefix}/loss_{name}", value, on_step=False, on_epoch=True, batch_size=size)
+            self.log(f"{prefix}/loss_{name}", value, on_step=False, on_epoch=True, batch_size=size, sync_dist=sync)
         return out, loss
 
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
