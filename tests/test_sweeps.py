@@ -87,3 +87,20 @@ def test_optimized_metric_names_a_summary_value() -> None:
     assert summary_value(summary, "model.kl") == 0.9
     with pytest.raises(KeyError, match=r"optimized_metric=model\.sim"):
         summary_value(summary, "model.sim")
+
+
+def test_pipeline_resume_skips_a_finished_stage(tiny_cfg, tmp_path: Path) -> None:
+    extra = ("data.salicon_per_epoch=4", "data.val_salicon_items=2")
+
+    def steps(stage: str) -> int:
+        path = tmp_path / "run" / stage / "checkpoints" / "last.ckpt"
+        return torch.load(path, map_location="cpu", weights_only=True)["global_step"]
+
+    cfg, overrides = tiny_cfg(*extra)
+    first = run(cfg, overrides)
+    pretrain_steps, finetune_steps = steps("pretrain"), steps("finetune")
+    cfg, overrides = tiny_cfg(*extra, "ckpt_path=last", 'stage.finetune_overrides=["trainer.max_epochs=2"]')
+    second = run(cfg, overrides)
+    assert steps("pretrain") == pretrain_steps  # finished: restored, not trained again
+    assert steps("finetune") == 2 * finetune_steps  # continued for its second epoch
+    assert second["stages"]["pretrain_best"] == first["stages"]["pretrain_best"]

@@ -18,6 +18,8 @@ def main(cfg: DictConfig) -> float | None:
     from umsi.training.runner import run, summary_value  # heavy imports after Hydra has parsed the command line
 
     summary = run(cfg, list(HydraConfig.get().overrides.task))
+    if not summary:  # a non-zero DDP rank
+        return None
     return summary_value(summary, cfg.get("optimized_metric") or "model.cc")
 
 

@@ -37,6 +37,7 @@ class StageResult:
     best_checkpoint: str
     last_checkpoint: str
     best_score: float | None
+    is_global_zero: bool = True
 
 
 def _container(cfg: DictConfig) -> dict[str, Any]:
@@ -148,12 +149,15 @@ def train_stage(cfg: DictConfig, finish_wandb: bool = True) -> StageResult:
     trainer: pl.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
     log.info("stage %s: %s%s", cfg.stage.name, output_dir, f" (resuming {ckpt_path})" if ckpt_path else "")
     trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
+    trainer.strategy.barrier("umsi-stage-end")  # under plain DDP every rank goes on: wait for rank 0's checkpoints
     info = best_checkpoint(trainer)
     for logger in loggers:
         logger.finalize("success")
     if finish_wandb:
         _finish_wandb()
-    return StageResult(output_dir, info["best_model_path"], info["last_model_path"], info["best_model_score"])
+    return StageResult(
+        output_dir, info["best_model_path"], info["last_model_path"], info["best_model_score"], trainer.is_global_zero
+    )
 
 
 def _finish_wandb(summary: dict[str, Any] | None = None) -> None:
@@ -250,6 +254,8 @@ def run_pipeline(cfg: DictConfig, overrides: list[str]) -> dict[str, Any]:
         ],
     )
     finetune = train_stage(finetune_cfg, finish_wandb=False)
+    if not finetune.is_global_zero:
+        return {}
     summary = evaluate_checkpoint(finetune_cfg, finetune.best_checkpoint or finetune.last_checkpoint)
     summary["stages"] = {
         "pretrain_best": pretrain.best_checkpoint,
@@ -262,16 +268,20 @@ def run_pipeline(cfg: DictConfig, overrides: list[str]) -> dict[str, Any]:
 
 def run(cfg: DictConfig, overrides: list[str] | None = None) -> dict[str, Any]:
     """Run ``cfg.stage.name`` (pretrain, finetune or pipeline), write ``summary.json`` in the run folder and
-    print the validation table. Returns the summary."""
+    print the validation table. Returns the summary (empty on the non-zero ranks of a plain-DDP run)."""
     output_dir = Path(cfg.paths.output_dir)
     start = time.perf_counter()
     if cfg.stage.name == "pipeline":
         summary = run_pipeline(cfg, list(overrides or []))
     elif cfg.stage.name in STAGES:
         result = train_stage(cfg, finish_wandb=False)
-        summary = evaluate_checkpoint(cfg, result.best_checkpoint or result.last_checkpoint)
+        summary = (
+            evaluate_checkpoint(cfg, result.best_checkpoint or result.last_checkpoint) if result.is_global_zero else {}
+        )
     else:
         raise ValueError(f"stage.name={cfg.stage.name!r}: choose pretrain, finetune or pipeline")
+    if not summary:  # a non-zero rank of a plain-DDP (or SLURM) run: rank 0 evaluates and writes the summary
+        return summary
     summary["wall_seconds"] = round(time.perf_counter() - start, 1)
     summary["overrides"] = list(overrides or [])
     _finish_wandb(summary)
