@@ -14,7 +14,7 @@ TORCH_PAIR ?= torch==2.14.1 torchvision==0.29.1
 endif
 TEST_ARGS ?=
 
-.PHONY: install data train eval test test-all lint format clean
+.PHONY: install data train eval test test-all bench lint format clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -42,6 +42,11 @@ test: install
 
 test-all: install
 	WANDB_MODE=disabled $(PY) -m pytest $(TEST_ARGS)
+
+# Benchmarks: framework vs plain loop, inference, data pipeline, metrics -> outputs/bench/<date>/bench.{json,md}
+# (GPU when present; a few minutes on a 2-core CPU).
+bench: install
+	WANDB_MODE=disabled $(VENV)/bin/umsi-bench $(ARGS)
 
 lint: install
 	$(VENV)/bin/ruff check src tests

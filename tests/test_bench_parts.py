@@ -1,0 +1,88 @@
+"""The benchmark modules run end to end on tiny inputs and report finite, positive numbers (no speed asserted)."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+
+from umsi.bench.data_pipeline import bench_data_pipeline, letterbox_from, reduction_factor
+from umsi.bench.metrics import METRICS, bench_metrics
+
+
+def _positive(x: object) -> bool:
+    return isinstance(x, int | float) and math.isfinite(x) and x > 0
+
+
+def test_reduction_factor_and_letterbox_from_match_the_full_geometry() -> None:
+    import numpy as np
+
+    from umsi.data.transforms import letterbox
+
+    assert reduction_factor((480, 640), (240, 320)) == 2
+    assert reduction_factor((480, 640), (480, 640)) == 1
+    assert reduction_factor((1920, 2560), (240, 320)) == 8
+    image = np.full((48, 60, 3), 200, np.uint8)
+    full = letterbox(image, (24, 40))
+    assert np.array_equal(letterbox_from(image[::2, ::2], (48, 60), (24, 40)) > 0, full > 0)
+
+
+def test_data_pipeline_bench_on_generated_images() -> None:
+    result = bench_data_pipeline(
+        None, n_images=8, input_size=(24, 32), workers=(0, 1), image_size=(48, 64), batch_size=4
+    )
+    json.dumps(result)  # plain JSON
+    assert {"machine", "data", "config", "decode", "sample", "loader", "workers_needed", "seconds"} <= result.keys()
+    assert result["data"]["n_images"] == 8 and result["machine"]["cpu_count"] >= 1
+    assert result["decode"]["reduction_factors"] == [2]
+    for name, decoder in result["decode"]["decoders"].items():
+        if decoder["status"] != "ok":
+            assert name == "simplejpeg" and decoder["status"] == "not installed"
+            continue
+        for mode in ("memory", "disk", "reduced_memory", "reduced_disk"):
+            assert _positive(decoder[mode]["images_per_s"]), (name, mode)
+        assert decoder["reduced_shape_of_first"] == [24, 32], name
+        diff = decoder["reduced_memory_letterbox_vs_reference"]["mean_abs_diff_levels"]
+        assert math.isfinite(diff) and diff >= 0
+    sample = result["sample"]
+    for key in ("no_augmentation", "augmentation", "reduced_decode_no_augmentation"):
+        assert _positive(sample[key]["images_per_s"]), key
+    assert all(_positive(v) for v in sample["stages_ms_per_image"].values())
+    settings = {(r["num_workers"], r["pin_memory"], r["persistent_workers"]) for r in result["loader"]}
+    assert settings == {(0, False, False), (0, True, False)} | {(1, p, q) for p in (False, True) for q in (False, True)}
+    assert all(_positive(rate) for r in result["loader"] for rate in r["epoch_images_per_s"])
+    needed = result["workers_needed"]
+    assert needed["no_augmentation"]["208"] >= 1 and needed["augmentation"]["208"] >= 1
+    assert (
+        _positive(needed["per_worker_images_per_s"]["loader_1_worker_steady"]) and needed["loader_1_worker"]["208"] >= 1
+    )
+    assert "collate" in sample["stages_ms_per_image"]
+
+
+def test_data_pipeline_bench_on_a_plain_jpeg_folder_decodes_only(synthetic_root: Path) -> None:
+    folder = synthetic_root / "salicon" / "images" / "train"
+    result = bench_data_pipeline(folder, n_images=3, input_size=(24, 32), workers=())
+    assert result["data"]["layout"].startswith("jpeg folder") and result["data"]["n_images"] == 3
+    assert result["sample"] is None and result["loader"] is None and result["workers_needed"] is None
+    assert _positive(result["decode"]["decoders"]["opencv"]["memory"]["images_per_s"])
+
+
+def test_data_pipeline_bench_rejects_a_folder_without_jpegs(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="no JPEG"):
+        bench_data_pipeline(tmp_path, n_images=2)
+
+
+def test_metrics_bench_on_tiny_maps() -> None:
+    result = bench_metrics(n_maps=4, size=(48, 64), device="cpu", n_fixations=20)
+    json.dumps(result)
+    assert {"machine", "config", "metrics", "overall", "setup_s", "seconds"} <= result.keys()
+    assert set(result["metrics"]) == set(METRICS)
+    for name, entry in result["metrics"].items():
+        assert _positive(entry["torch_s"]) and _positive(entry["pysaliency_s"]) and _positive(entry["speedup"]), name
+        assert entry["max_abs_diff"] < 1e-6, name  # same inputs, conventions that equal pysaliency
+    overall = result["overall"]
+    assert _positive(overall["speedup"]) and overall["target_speedup"] == 10
+    assert result["speedup_overall"] == overall["speedup"]
+    assert isinstance(overall["meets_target"], bool)
