@@ -10,6 +10,7 @@ import pytorch_lightning as pl
 import torch
 from torch.utils.data import ConcatDataset, DataLoader
 
+from umsi.data.cache import ensure_cache
 from umsi.data.datasets import MixingSampler, SaliencyDataset
 from umsi.data.layouts import (
     NATURAL_IMAGES,
@@ -23,7 +24,11 @@ from umsi.data.transforms import SampleTransform, build_augmentation, seed_augme
 
 
 class SaliencyDataModule(pl.LightningDataModule):
-    """Shared loader settings and preprocessing; subclasses fill ``train_set`` / ``val_set``."""
+    """Shared loader settings and preprocessing; subclasses fill ``train_set`` / ``val_set``.
+
+    ``cache_dir``: SALICON and Imp1k splits are decoded and letterboxed once into a cache there
+    (:mod:`umsi.data.cache`), rebuilt when a source file or a size changes; incompatible with ``augment``.
+    """
 
     def __init__(
         self,
@@ -41,8 +46,14 @@ class SaliencyDataModule(pl.LightningDataModule):
         class_mapping: str | None = None,
         classes_root: str | None = None,
         seed: int = 0,
+        cache_dir: str | None = None,
     ) -> None:
         super().__init__()
+        if cache_dir is not None and augment:
+            raise ValueError(
+                "data.cache_dir stores letterboxed images that data.augment=true cannot augment at the source "
+                "size: set data.augment=false or data.cache_dir=null"
+            )
         self.input_size = (int(input_size[0]), int(input_size[1]))
         self.output_scale = output_scale
         self.preprocessing = preprocessing
@@ -58,6 +69,7 @@ class SaliencyDataModule(pl.LightningDataModule):
         self.class_mapping = class_mapping
         self.classes_root = classes_root
         self.seed = seed
+        self.cache_dir = cache_dir
         self.class_names: list[str] = []
         self.train_set: SaliencyDataset | ConcatDataset | None = None
         self.val_set: SaliencyDataset | ConcatDataset | None = None
@@ -67,6 +79,15 @@ class SaliencyDataModule(pl.LightningDataModule):
         if train and self.augment:
             augmentation = build_augmentation(**{"seed": self.seed, **self.augmentation_kwargs})
         return SampleTransform(self.input_size, self.output_scale, self.preprocessing, augmentation)
+
+    def dataset(self, items: Sequence[SaliencyItem], train: bool, name: str) -> SaliencyDataset:
+        """A dataset of ``items``, read from the split's cache ``name`` (built or reused here, with a progress
+        bar) when ``cache_dir`` is set."""
+        transform = self.transform(train)
+        cache = None
+        if self.cache_dir is not None:
+            cache = ensure_cache(self.cache_dir, name, items, transform.input_size, transform.output_size)
+        return SaliencyDataset(items, transform, cache)
 
     def _loader(self, dataset, batch_size: int, shuffle: bool = False, sampler=None) -> DataLoader:
         return DataLoader(
@@ -112,8 +133,8 @@ class SaliconDataModule(SaliencyDataModule):
         if self.train_set is not None:
             return
         label = self.natural_label()
-        self.train_set = SaliencyDataset(salicon_items(self.root, "train", label), self.transform(train=True))
-        self.val_set = SaliencyDataset(salicon_items(self.root, "val", label), self.transform(train=False))
+        self.train_set = self.dataset(salicon_items(self.root, "train", label), True, "salicon-train")
+        self.val_set = self.dataset(salicon_items(self.root, "val", label), False, "salicon-val")
 
     def train_dataloader(self) -> DataLoader:
         return self._loader(self.train_set, self.batch_size, shuffle=True)
@@ -156,12 +177,9 @@ class Imp1kDataModule(SaliencyDataModule):
             val_extra = salicon_items(self.salicon_root, "val", natural, key="data.salicon_root")
             val_extra = val_extra[: self.val_salicon_items]
         self.train_set = ConcatDataset(
-            [
-                SaliencyDataset(train, self.transform(True)),
-                SaliencyDataset(salicon_train, self.transform(True)),
-            ]
+            [self.dataset(train, True, "imp1k-train"), self.dataset(salicon_train, True, "salicon-train")]
         )
-        self.val_set = SaliencyDataset(val + val_extra, self.transform(False))
+        self.val_set = self.dataset(val + val_extra, False, "imp1k-val")
         self.sampler = MixingSampler(len(train), len(salicon_train), self.salicon_per_epoch, self.seed)
 
     def train_dataloader(self) -> DataLoader:
@@ -171,7 +189,7 @@ class Imp1kDataModule(SaliencyDataModule):
 class GdiDataModule(SaliencyDataModule):
     """GDI (``data.root``), evaluation only: ``split`` = ``train``, ``val`` or ``all`` (the paper evaluates on
     all 1078 designs). Items carry label -1 (GDI has no classes) and all-zero fixation maps; ``class_names``
-    is still the finetuning class list so reports can name the predicted classes."""
+    is still the finetuning class list so reports can name the predicted classes. ``cache_dir`` is not used."""
 
     def __init__(self, root: str, split: str = "all", **kwargs: Any) -> None:
         super().__init__(**kwargs)

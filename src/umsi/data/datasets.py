@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import cv2
 import numpy as np
@@ -13,7 +13,10 @@ from PIL import Image
 from torch.utils.data import Dataset, Sampler
 
 from umsi.data.layouts import SaliencyItem, read_salicon_fixations
-from umsi.data.transforms import SampleTransform
+from umsi.data.transforms import SampleTransform, fixation_map, normalize_image
+
+if TYPE_CHECKING:
+    from umsi.data.cache import SaliencyCache
 
 
 def read_image_bgr(path: Path) -> np.ndarray:
@@ -46,22 +49,53 @@ def read_map(path: Path) -> np.ndarray:
 
 class SaliencyDataset(Dataset):
     """Items → dict(image (3, H, W), saliency (1, sH, sW), fixations (1, sH, sW), label (), index (),
-    path str). Items without a fixation file get an all-zero fixation map (NSS then contributes 0)."""
+    path str). Items without a fixation file get an all-zero fixation map (NSS then contributes 0).
 
-    def __init__(self, items: Sequence[SaliencyItem], transform: SampleTransform) -> None:
+    With a ``cache`` (:mod:`umsi.data.cache`) the letterboxed uint8 arrays come from its memory map instead of
+    being decoded; the tensors are the same. A cache holds letterboxed arrays, so it excludes augmentation.
+    """
+
+    def __init__(
+        self, items: Sequence[SaliencyItem], transform: SampleTransform, cache: SaliencyCache | None = None
+    ) -> None:
         self.items = list(items)
         self.transform = transform
+        self.cache = cache
+        if cache is not None:
+            if transform.augmentation is not None:
+                raise ValueError("a decode-once cache holds letterboxed arrays and cannot be augmented")
+            if (cache.input_size, cache.output_size) != (transform.input_size, transform.output_size):
+                raise ValueError(
+                    f"cache sizes {cache.input_size}/{cache.output_size} differ from the transform's "
+                    f"{transform.input_size}/{transform.output_size}"
+                )
+            if len(cache) != len(self.items):
+                raise ValueError(f"cache has {len(cache)} items, the dataset {len(self.items)}")
 
     def __len__(self) -> int:
         return len(self.items)
 
     def __getitem__(self, index: int) -> dict[str, Any]:
         item = self.items[index]
-        image = read_image_bgr(item.image)
-        fixations = read_salicon_fixations(item.fixations) if item.fixations else np.zeros((0, 2), np.float32)
-        sample = self.transform(image, read_map(item.saliency), fixations)
+        if self.cache is not None:
+            sample = self._cached_sample(index)
+        else:
+            image = read_image_bgr(item.image)
+            fixations = read_salicon_fixations(item.fixations) if item.fixations else np.zeros((0, 2), np.float32)
+            sample = self.transform(image, read_map(item.saliency), fixations)
         sample.update(label=torch.tensor(item.label), index=torch.tensor(index), path=str(item.image))
         return sample
+
+    def _cached_sample(self, index: int) -> dict[str, Any]:
+        """The last, cheap steps of :class:`SampleTransform` (no augmentation) on the cached letterboxed arrays."""
+        image, saliency, points, source_hw = self.cache[index]
+        output_size = self.transform.output_size
+        saliency_out = saliency.astype(np.float32) / 255.0
+        return {
+            "image": normalize_image(image, self.transform.preprocessing),
+            "saliency": torch.from_numpy(saliency_out)[None],
+            "fixations": torch.from_numpy(fixation_map(points, source_hw, output_size))[None],
+        }
 
 
 class MixingSampler(Sampler[int]):
