@@ -1,8 +1,16 @@
-"""Training callbacks: step LR decay, best-checkpoint hand-off, prediction panels, throughput."""
+"""Training callbacks: step LR decay, best-checkpoint hand-off, prediction panels, throughput, non-finite guard."""
 
+from umsi.callbacks.guard import NonFiniteGuard, NonFiniteLossError
 from umsi.callbacks.handoff import BestCheckpointHandoff
 from umsi.callbacks.lr import StepLRDecay
 from umsi.callbacks.panels import PredictionPanel
 from umsi.callbacks.throughput import EpochThroughput
 
-__all__ = ["BestCheckpointHandoff", "EpochThroughput", "PredictionPanel", "StepLRDecay"]
+__all__ = [
+    "BestCheckpointHandoff",
+    "EpochThroughput",
+    "NonFiniteGuard",
+    "NonFiniteLossError",
+    "PredictionPanel",
+    "StepLRDecay",
+]
