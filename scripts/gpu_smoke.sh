@@ -4,13 +4,7 @@
 # Usage there: bash scripts/gpu_smoke.sh   (writes logs to $OUT when set)
 set -euo pipefail
 OUT=${OUT:-/tmp/gpu_smoke_out}
-mkdir -p "$OUT"
-if [ -d .whl ]; then
-  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl
-  export PYTHONPATH=/tmp/site:${PYTHONPATH:-}
-fi
-export PYTHONPATH=$PWD/src:${PYTHONPATH:-} PYTHONUNBUFFERED=1 HYDRA_FULL_ERROR=1 WANDB_MODE=disabled
-nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv | tee "$OUT/gpu.txt"
+source "$(dirname "$0")/gpu_env.sh"   # wheels, PYTHONPATH, GPU name
 python3 -c "import torch, pytorch_lightning, timm; print('torch', torch.__version__, 'lightning', pytorch_lightning.__version__, 'timm', timm.__version__)" | tee -a "$OUT/gpu.txt"
 python3 -m umsi.data.synthetic --out /tmp/syn --no-progress
 common="experiment=reproduce trainer=gpu paths.datasets_dir=/tmp/syn logger=csv ~callbacks.progress_bar data.num_workers=8"

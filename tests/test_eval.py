@@ -5,23 +5,19 @@ from __future__ import annotations
 import csv
 import json
 import os
-import shutil
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
 from hydra import compose, initialize_config_dir
 
-from conftest import tiny_overrides
 from umsi.data.transforms import letterbox, unletterbox
 from umsi.evaluation import find_latest_checkpoint, load_model
 from umsi.evaluation.report import CENTER_BIAS
 from umsi.evaluation.runner import evaluate
 from umsi.train import CONFIG_DIR
-from umsi.training.runner import run
 
 
 @pytest.mark.parametrize("hw", [(300, 200), (100, 400), (480, 640), (37, 91)])
@@ -38,18 +34,6 @@ def test_unletterbox_follows_the_official_rule() -> None:
     canvas[:, 160:480] = 1.0  # where the image lies
     back = unletterbox(canvas, (300, 200))
     assert back.shape == (300, 200) and back.min() > 0.99
-
-
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory: pytest.TempPathFactory, synthetic_root: Path) -> Iterator[Path]:
-    """A tiny pretrained checkpoint (1 epoch at 32×40) and the outputs folder holding its run (removed after)."""
-    outputs = tmp_path_factory.mktemp("outputs")
-    run_dir = outputs / "2026-01-01" / "00-00-00"
-    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
-        overrides = [*tiny_overrides(synthetic_root, run_dir), "stage=pretrain"]
-        run(compose(config_name="train", overrides=overrides), overrides)
-    yield outputs
-    shutil.rmtree(outputs, ignore_errors=True)
 
 
 def _eval_cfg(synthetic_root: Path, outputs: Path, *extra: str):

@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import os
-import shutil
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -15,11 +13,9 @@ import torch
 from hydra import compose, initialize_config_dir
 from torch import nn
 
-from conftest import tiny_overrides
 from umsi.inference.export import ExportedNetwork, export_from_config, export_model, load_exported, parity_check
 from umsi.models import UMSI
 from umsi.train import CONFIG_DIR
-from umsi.training.runner import run
 
 CLASSES = ["a", "b", "c", "d", "e", "f"]
 # (constructor, input size): the default network, and the released one's TF "same" padding and TF1 bilinear
@@ -114,18 +110,6 @@ def test_parity_check_reports_nan() -> None:
 
     diffs = parity_check(Tiny(), NanExport(Path("x.onnx"), {}, "cpu"), (4, 5), batch_sizes=(8, 8))
     assert diffs["saliency"] == 0.0 and diffs["logits"] != diffs["logits"]  # the NaN is not hidden
-
-
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory: pytest.TempPathFactory, synthetic_root: Path) -> Iterator[Path]:
-    """A tiny pretrained checkpoint (1 epoch at 32×40) and the outputs folder holding its run (removed after)."""
-    outputs = tmp_path_factory.mktemp("export_outputs")
-    run_dir = outputs / "2026-01-01" / "00-00-00"
-    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
-        overrides = [*tiny_overrides(synthetic_root, run_dir), "stage=pretrain"]
-        run(compose(config_name="train", overrides=overrides), overrides)
-    yield outputs
-    shutil.rmtree(outputs, ignore_errors=True)
 
 
 def _digest(path: Path) -> str:

@@ -8,6 +8,7 @@ source) travels inside the file as JSON: ONNX ``metadata_props["umsi"]``, TorchS
 
 from __future__ import annotations
 
+import abc
 import contextlib
 import copy
 import io
@@ -153,7 +154,7 @@ def export_model(
     return atomic_write(path, write_onnx if fmt == "onnx" else write_torchscript)
 
 
-class ExportedNetwork:
+class ExportedNetwork(abc.ABC):
     """An exported UMSI: ``net(image (B, 3, H, W) float32) → UMSIOutput`` (CPU tensors), ``net.metadata``."""
 
     format: str
@@ -182,8 +183,9 @@ class ExportedNetwork:
         saliency, logits = self._run(image.detach().float())
         return UMSIOutput(saliency, logits)
 
+    @abc.abstractmethod
     def _run(self, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        raise NotImplementedError
+        """(B, 3, H, W) float32 → (saliency, logits) CPU tensors, by the backend."""
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({str(self.path)!r}, device={self.device!r})"

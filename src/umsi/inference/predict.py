@@ -15,6 +15,7 @@ import io
 import logging
 import sys
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -83,7 +84,7 @@ def plan_jobs(files: list[Path], root: Path | None, output: Path) -> list[Job]:
     """Output names keep the folder structure under ``root``; inputs that share a stem keep their suffix."""
     relative = [f.relative_to(root) if root else Path(f.name) for f in files]
     stems = [r.parent / r.stem for r in relative]
-    clash = {s for s in stems if stems.count(s) > 1}
+    clash = {stem for stem, count in Counter(stems).items() if count > 1}
     jobs = []
     for file, rel, stem in zip(files, relative, stems, strict=True):
         base = output / (rel.parent / rel.name.replace(".", "_") if stem in clash else stem)

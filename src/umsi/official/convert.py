@@ -54,7 +54,7 @@ _TO_TORCH = {
 }
 
 
-def _permutation(keras_type: str, variable: str, ndim: int) -> tuple[int, ...] | None:
+def _permutation(keras_type: str, variable: str) -> tuple[int, ...] | None:
     if variable == "depthwise_kernel":
         return _TO_TORCH["depthwise"]
     if variable in ("kernel", "pointwise_kernel"):
@@ -64,14 +64,14 @@ def _permutation(keras_type: str, variable: str, ndim: int) -> tuple[int, ...] |
 
 def keras_to_torch(keras_type: str, variable: str, value: np.ndarray) -> torch.Tensor:
     """One Keras variable → the PyTorch tensor of the matching module (transposed where layouts differ)."""
-    order = _permutation(keras_type, variable, value.ndim)
+    order = _permutation(keras_type, variable)
     array = value.transpose(order) if order else value
     return torch.from_numpy(np.ascontiguousarray(array, dtype=np.float32))
 
 
 def _keras_shape(keras_type: str, variable: str, torch_shape: Sequence[int]) -> tuple[int, ...]:
     """The Keras shape a PyTorch tensor of ``torch_shape`` comes from (inverse of ``keras_to_torch``)."""
-    order = _permutation(keras_type, variable, len(torch_shape))
+    order = _permutation(keras_type, variable)
     if order is None:
         return tuple(torch_shape)
     inverse = np.argsort(order)

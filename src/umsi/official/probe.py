@@ -18,8 +18,7 @@ from tqdm import tqdm
 
 from umsi.data.datasets import read_image_bgr
 from umsi.data.layouts import IMAGE_SUFFIXES
-from umsi.data.transforms import letterbox, normalize_image
-from umsi.evaluation.loading import LoadedModel, load_model
+from umsi.inference.predictor import Predictor, load
 
 
 def folder_images(folder: Path, limit: int | None = None) -> list[Path]:
@@ -32,19 +31,12 @@ def folder_images(folder: Path, limit: int | None = None) -> list[Path]:
     return files[:limit] if limit else files
 
 
-@torch.no_grad()
-def predicted_classes(loaded: LoadedModel, files: Sequence[Path], batch_size: int = 8, desc: str = "") -> np.ndarray:
+def predicted_classes(predictor: Predictor, files: Sequence[Path], batch_size: int = 8, desc: str = "") -> np.ndarray:
     """argmax class index per image (letterboxed and preprocessed as in training)."""
     indices = []
-    device = next(loaded.model.parameters()).device
     for start in tqdm(range(0, len(files), batch_size), desc=desc, leave=False, disable=len(files) <= batch_size):
-        batch = torch.stack(
-            [
-                normalize_image(letterbox(read_image_bgr(f), loaded.input_size), loaded.preprocessing)
-                for f in files[start : start + batch_size]
-            ]
-        )
-        indices.append(loaded.model(batch.to(device)).logits.argmax(dim=1).cpu())
+        batch = torch.stack([predictor.preprocess(read_image_bgr(f)) for f in files[start : start + batch_size]])
+        indices.append(predictor.forward(batch)[1].argmax(dim=1))
     return torch.cat(indices).numpy()
 
 
@@ -85,18 +77,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--device", default="cpu")
     args = parser.parse_args(argv)
     try:
-        loaded = load_model(args.checkpoint, device=args.device)
+        predictor = load(args.checkpoint, device=args.device)
         images = {folder: folder_images(folder, args.limit) for folder in args.folders}
     except (FileNotFoundError, ValueError, RuntimeError) as err:
         print(f"umsi-probe-classes: {err}", file=sys.stderr)
         return 2
-    num_classes = len(loaded.class_names)
+    num_classes = len(predictor.class_names)
     histograms: dict[str, np.ndarray] = {}
     for folder, files in images.items():
-        predicted = predicted_classes(loaded, files, args.batch_size, desc=folder.name)
+        predicted = predicted_classes(predictor, files, args.batch_size, desc=folder.name)
         histograms[folder.name] = np.bincount(predicted, minlength=num_classes)
-    print(histogram_table(histograms, loaded.class_names))
-    order = suggested_order(histograms, loaded.class_names)
+    print(histogram_table(histograms, predictor.class_names))
+    order = suggested_order(histograms, predictor.class_names)
     if order is None:
         print("\nNo consistent order: several folders share their most frequent index.")
     else:

@@ -19,6 +19,7 @@ from hydra import compose
 from hydra.core.global_hydra import GlobalHydra
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
+from pytorch_lightning.loggers import WandbLogger
 
 from umsi.callbacks.handoff import best_checkpoint
 from umsi.training.evaluate import evaluate, print_summary
@@ -123,7 +124,7 @@ def _sweep_group() -> str | None:
 
 def _remember_wandb_id(loggers: list[Any], output_dir: Path) -> None:
     for logger in loggers:
-        run_id = getattr(getattr(logger, "experiment", None), "id", None) if hasattr(logger, "_wandb_init") else None
+        run_id = getattr(logger.experiment, "id", None) if isinstance(logger, WandbLogger) else None
         if isinstance(run_id, str) and run_id:
             atomic_write(output_dir / WANDB_ID_FILE, lambda tmp, run_id=run_id: tmp.write_text(run_id + "\n"))
 
