@@ -35,6 +35,7 @@ from umsi.data.layouts import (
     read_name_list,
     read_salicon_fixations,
 )
+from umsi.errors import UserError
 from umsi.train import CONFIG_DIR
 
 __all__ = ["DatasetConfigError", "Problem", "check_dataset", "main", "run", "scan_dataset"]
@@ -48,7 +49,7 @@ _GRAY_MODES = {"1", "L", "LA", "La"}
 _SIXTEEN_BIT_MODES = {"I;16", "I;16B", "I;16L", "I;16N", "I"}
 
 
-class DatasetConfigError(ValueError):
+class DatasetConfigError(UserError, ValueError):
     """The configuration cannot be checked at all (missing root, unknown layout); the message names the key."""
 
 

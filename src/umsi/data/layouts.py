@@ -31,6 +31,8 @@ from pathlib import Path
 import numpy as np
 import scipy.io
 
+from umsi.errors import UserError
+
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".gif")
 NATURAL_IMAGES = "natural_images"
 IMP1K_SPLIT_FILE = "train_test_split_imp1k.json"
@@ -39,7 +41,7 @@ GDI_LIST_FILES = {"train": "train.txt", "val": "valid.txt"}
 NO_LABEL = -1
 
 
-class DatasetLayoutError(ValueError):
+class DatasetLayoutError(UserError, ValueError):
     """A dataset folder does not have the expected layout; the message names the path and the fix."""
 
 

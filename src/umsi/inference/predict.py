@@ -32,6 +32,7 @@ from tqdm import tqdm
 from umsi.data.datasets import read_image_bgr
 from umsi.data.layouts import IMAGE_SUFFIXES
 from umsi.data.transforms import letterbox, normalize_image
+from umsi.errors import UserError
 from umsi.evaluation.loading import resolve_checkpoint
 from umsi.inference.predictor import Prediction, Predictor, load
 from umsi.train import CONFIG_DIR
@@ -42,7 +43,7 @@ log = logging.getLogger(__name__)
 GLOB_CHARS = "*?["
 
 
-class PredictError(ValueError):
+class PredictError(UserError, ValueError):
     """A configuration problem found before any prediction; the message names the key."""
 
 

@@ -16,8 +16,10 @@ from typing import Any
 
 import numpy as np
 
+from umsi.errors import UserError
 
-class ConversionError(ValueError):
+
+class ConversionError(UserError, ValueError):
     """The Keras file cannot be converted; the message names the file or layer and what to do."""
 
 
