@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
+from umsi.config_check import hydra_cli
 from umsi.train import CONFIG_DIR
 
 
-@hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="eval")
+@hydra_cli("eval", config_dir=CONFIG_DIR)
 def main(cfg: DictConfig) -> None:
     from umsi.evaluation.report import tables_markdown  # heavy imports after Hydra has parsed the command line
     from umsi.evaluation.runner import evaluate

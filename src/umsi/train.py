@@ -5,14 +5,15 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
+
+from umsi.config_check import check_train_paths, hydra_cli
 
 CONFIG_DIR = os.environ.get("UMSI_CONFIG_DIR", str(Path(__file__).resolve().parents[2] / "conf"))
 
 
-@hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="train")
+@hydra_cli("train", config_dir=CONFIG_DIR, check=check_train_paths)
 def main(cfg: DictConfig) -> float | None:
     """Returns ``optimized_metric`` of the run's summary (final validation CC by default) for sweepers."""
     from umsi.training.runner import run, summary_value  # heavy imports after Hydra has parsed the command line

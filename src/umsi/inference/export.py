@@ -22,11 +22,11 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-import hydra
 import torch
 from omegaconf import DictConfig
 from torch import nn
 
+from umsi.config_check import hydra_cli
 from umsi.models.umsi import UMSIOutput
 from umsi.train import CONFIG_DIR
 from umsi.utils.io import atomic_write
@@ -369,7 +369,7 @@ def export_from_config(cfg: DictConfig) -> Path:
     return output
 
 
-@hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="export")
+@hydra_cli("export", config_dir=CONFIG_DIR)
 def main(cfg: DictConfig) -> None:
     export_from_config(cfg)
 

@@ -21,7 +21,6 @@ from pathlib import Path
 from typing import Any
 
 import cv2
-import hydra
 import numpy as np
 import torch
 from hydra.core.hydra_config import HydraConfig
@@ -29,6 +28,7 @@ from omegaconf import DictConfig
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
+from umsi.config_check import hydra_cli
 from umsi.data.datasets import read_image_bgr
 from umsi.data.layouts import IMAGE_SUFFIXES
 from umsi.data.transforms import letterbox, normalize_image
@@ -211,13 +211,15 @@ def run_predict(cfg: DictConfig, output: Path) -> int:
     return 0
 
 
-@hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="predict")
+@hydra_cli("predict", config_dir=CONFIG_DIR)
 def main(cfg: DictConfig) -> None:
     output = Path(cfg.output or HydraConfig.get().runtime.output_dir)
     try:
         code = run_predict(cfg, output)
-    except (PredictError, FileNotFoundError, ValueError) as err:
-        print(f"umsi-predict: {err}", file=sys.stderr)
+    except (FileNotFoundError, ValueError) as err:
+        if isinstance(err, UserError):  # one line from hydra_cli, with its kind and exit code
+            raise
+        print(f"umsi-predict: error: {err}", file=sys.stderr)
         code = 2
     if code:
         sys.exit(code)
