@@ -1,9 +1,11 @@
-"""Training callbacks: step LR decay, best-checkpoint hand-off, prediction panels, throughput, non-finite guard."""
+"""Training callbacks: step LR decay, best-checkpoint hand-off, prediction panels, throughput, non-finite guard,
+RNG state in checkpoints."""
 
 from umsi.callbacks.guard import NonFiniteGuard, NonFiniteLossError
 from umsi.callbacks.handoff import BestCheckpointHandoff
 from umsi.callbacks.lr import StepLRDecay
 from umsi.callbacks.panels import PredictionPanel
+from umsi.callbacks.rng import RngStateCheckpoint
 from umsi.callbacks.throughput import EpochThroughput
 
 __all__ = [
@@ -12,5 +14,6 @@ __all__ = [
     "NonFiniteGuard",
     "NonFiniteLossError",
     "PredictionPanel",
+    "RngStateCheckpoint",
     "StepLRDecay",
 ]

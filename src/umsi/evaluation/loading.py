@@ -13,6 +13,9 @@ from hydra.utils import instantiate
 from omegaconf import OmegaConf
 from torch import nn
 
+from umsi.errors import CheckpointError, MissingPathError
+from umsi.utils.checkpoints import load_matching, read_checkpoint
+
 log = logging.getLogger(__name__)
 
 DEFAULT_INPUT_SIZE = (240, 320)
@@ -56,25 +59,23 @@ def load_model(
     """
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"checkpoint {path} does not exist (checkpoints=...)")
+        raise MissingPathError(f"checkpoint {path} does not exist: check the path (a run's checkpoints/*.ckpt)")
     if path.suffix.lower() in KERAS_SUFFIXES:
         from umsi.official.convert import checkpoint_from_keras
 
         log.warning("%s: converting the Keras file in memory (default class order; see umsi-convert-keras)", path)
         state = checkpoint_from_keras(path)
     else:
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        state = read_checkpoint(path)
     hparams = state.get("hyper_parameters") or {}
     if "model" not in hparams or "state_dict" not in state:
-        raise ValueError(f"{path} is not a umsi training checkpoint (no model hyper-parameters / state_dict)")
+        raise CheckpointError(
+            f"{path} is not a umsi checkpoint (no model hyper-parameters / state_dict): use a checkpoint written "
+            "by umsi-train or umsi-convert-keras"
+        )
     model = instantiate(hparams["model"], _convert_="all")
     weights = {k.removeprefix("model."): v for k, v in state["state_dict"].items() if k.startswith("model.")}
-    result = model.load_state_dict(weights, strict=False)
-    if result.missing_keys or result.unexpected_keys:
-        raise RuntimeError(
-            f"{path}: weights do not match the stored architecture: missing {result.missing_keys[:5]}, "
-            f"unexpected {result.unexpected_keys[:5]}"
-        )
+    load_matching(model, weights, str(path), "The file's weights do not fit the architecture stored in it.")
     data = {**_run_data_settings(path), **(hparams.get("data") or {})}
     size = input_size or data.get("input_size") or DEFAULT_INPUT_SIZE
     num_classes = getattr(model, "num_classes", 0)

@@ -12,6 +12,7 @@ from hydra.utils import instantiate
 from torch import nn
 
 from umsi.metrics.collection import ClassAccuracy, MeanSaliencyMetric
+from umsi.utils.checkpoints import load_matching, read_checkpoint
 
 log = logging.getLogger(__name__)
 
@@ -101,20 +102,17 @@ def load_weights(module: UMSILitModule, checkpoint: str | Path) -> None:
     the missing and unexpected keys. When both sides name their classes in a different order, the classifier
     outputs are permuted to the data's order; a different model config is reported."""
     path = Path(checkpoint)
-    if not path.is_file():
-        raise FileNotFoundError(f"init_ckpt={checkpoint}: no such checkpoint file")
-    state = torch.load(path, map_location="cpu", weights_only=True)
+    state = read_checkpoint(path, key="init_ckpt")
     stored = state.get("hyper_parameters") or {}
     weights = dict(state.get("state_dict", state))
     _warn_model_differences(path, stored.get("model"), module.hparams.get("model"))
     _reorder_classifier(path, weights, stored.get("class_names"), module.hparams.get("class_names"))
-    result = module.load_state_dict(weights, strict=False)
-    if result.missing_keys or result.unexpected_keys:
-        raise RuntimeError(
-            f"checkpoint {path} does not match the configured model: missing {result.missing_keys[:5]} "
-            f"({len(result.missing_keys)}), unexpected {result.unexpected_keys[:5]} "
-            f"({len(result.unexpected_keys)}). Check the model.* settings against the run that wrote it."
-        )
+    load_matching(
+        module,
+        weights,
+        f"init_ckpt={path}",
+        "Check the model.* settings (model=umsi|umsi_official, model.num_classes …) against the run that wrote it.",
+    )
 
 
 def _warn_model_differences(path: Path, stored: dict | None, current: dict | None) -> None:
