@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import math
 import shutil
 import sys
 import tempfile
@@ -18,6 +20,7 @@ from hypothesis import strategies as st
 from omegaconf import DictConfig
 from PIL import Image
 
+from conftest import tiny_overrides
 from umsi.data.check import (
     DatasetConfigError,
     Problem,
@@ -28,8 +31,15 @@ from umsi.data.check import (
     main,
     run,
 )
+from umsi.data.datasets import SaliencyDataset, read_image_bgr, read_map
+from umsi.data.layouts import SaliencyItem, read_salicon_fixations
 from umsi.data.synthetic import IMP1K_CLASSES
+from umsi.data.transforms import SampleTransform
+from umsi.errors import DataFileError, InvalidDatasetError
 from umsi.train import CONFIG_DIR
+from umsi.training.data_check import check_training_data
+from umsi.training.runner import build_datamodule
+from umsi.training.runner import run as run_training
 
 
 def _check_cfg(*overrides: str) -> DictConfig:
@@ -192,3 +202,110 @@ def test_convertible_modes_and_missing_eoi(tmp_path: Path, mode: str, as_map: bo
     problems: list[Problem] = []
     (_check_map if as_map else _check_image)(path, problems)
     _find(problems, path, severity, text)
+
+
+# ------------------------------------------------------------------------ the loaders training uses
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(header=st.sampled_from(_HEADERS), body=st.binary(max_size=512), suffix=st.sampled_from([".jpg", ".png"]))
+def test_loaders_raise_only_data_file_error_on_random_bytes(header: bytes, body: bytes, suffix: str) -> None:
+    """``read_image_bgr`` / ``read_map`` / ``read_salicon_fixations`` and a dataset item built on such files
+    either load or raise :class:`DataFileError` naming the file, never another exception type."""
+    with tempfile.TemporaryDirectory() as folder:
+        image, saliency, mat = (Path(folder) / f"random{s}" for s in (suffix, ".png", ".mat"))
+        for path in (image, saliency, mat):
+            path.write_bytes(header + body)
+        for read, path in ((read_image_bgr, image), (read_map, saliency), (read_salicon_fixations, mat)):
+            try:
+                read(path)
+            except DataFileError as err:
+                assert str(path) in str(err)
+        dataset = SaliencyDataset([SaliencyItem(image, saliency, mat, 0)], SampleTransform((16, 20)))
+        try:
+            dataset[0]
+        except DataFileError as err:
+            assert folder in str(err)
+
+
+# ------------------------------------------------------------------ the check when training starts
+
+_ERROR_FAULTS = ("missing_map", "orphan_map", "truncated", "not_image", "zero_map", "bad_mat")
+
+
+def _train_cfg(hydra_conf, faulty: dict[str, Path], run_dir: Path, *extra: str) -> tuple[DictConfig, list[str]]:
+    overrides = [*tiny_overrides(faulty["salicon"].parent, run_dir), "stage=pretrain", *extra]
+    return hydra_conf(overrides), overrides
+
+
+def test_training_refuses_a_broken_tree_listing_every_error(
+    hydra_conf, faulty: dict[str, Path], tmp_path: Path
+) -> None:
+    cfg, overrides = _train_cfg(hydra_conf, faulty, tmp_path / "run")
+    with pytest.raises(InvalidDatasetError) as info:
+        run_training(cfg, overrides)
+    message = str(info.value)
+    for fault in _ERROR_FAULTS:
+        assert f"ERROR {faulty[fault]}: " in message, fault
+    assert "data.skip_invalid=true" in message and "6 errors, 3 warnings" in message
+    report = (tmp_path / "run" / "data_check.txt").read_text()
+    assert f"WARNING {faulty['cmyk']}: CMYK" in report and f"ERROR {faulty['bad_mat']}" in report
+    assert not (tmp_path / "run" / "checkpoints").exists()  # refused before anything was trained or saved
+
+
+def test_skip_invalid_leaves_out_exactly_the_faulty_items(
+    hydra_conf, faulty: dict[str, Path], tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    run_dir = tmp_path / "run"
+    cfg, overrides = _train_cfg(hydra_conf, faulty, run_dir, "data.skip_invalid=true")
+    skipped = check_training_data(cfg.data, run_dir, progress=False)
+    assert skipped == sorted(str(faulty[f]) for f in _ERROR_FAULTS)
+
+    train_images = sorted((faulty["salicon"] / "images" / "train").iterdir())
+    faulty_stems = {Path(path).stem for path in skipped} - {"COCO_orphan"}
+    expected = [p for p in train_images if p.stem not in faulty_stems]
+    assert len(expected) == len(train_images) - 5  # missing map, truncated, not an image, zero map, bad .mat
+    datamodule = build_datamodule(cfg, skipped)
+    assert [item.image for item in datamodule.train_set.items] == expected
+    assert len(datamodule.val_set) == len(list((faulty["salicon"] / "images" / "val").iterdir()))
+
+    with caplog.at_level(logging.WARNING, logger="umsi.training.data_check"):
+        summary = run_training(cfg, overrides)
+    assert math.isfinite(summary["model"]["cc"]) and (run_dir / "summary.json").is_file()  # trained without them
+    logged = "\n".join(r.getMessage() for r in caplog.records)
+    for fault in _ERROR_FAULTS:
+        assert f"skipping the item of {faulty[fault]}: " in logged, fault
+
+
+def test_skip_invalid_cannot_skip_problems_of_the_whole_tree(
+    hydra_conf, faulty: dict[str, Path], tmp_path: Path
+) -> None:
+    cfg, overrides = _train_cfg(
+        hydra_conf,
+        faulty,
+        tmp_path / "run",
+        "stage=finetune",
+        "data=imp1k",
+        "data.skip_invalid=true",
+        f"data.class_mapping={faulty['mapping']}",
+        "model.num_classes=5",
+    )
+    with pytest.raises(InvalidDatasetError, match="not about one item") as info:
+        run_training(cfg, overrides)
+    assert f"ERROR {faulty['unmapped_class']}: class folder is not in the class mapping" in str(info.value)
+    assert str(faulty["truncated"]) not in str(info.value)  # the skippable ones are not what stops it
+
+
+def test_umsi_train_cli_refuses_with_the_list_and_no_traceback(
+    faulty: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from umsi.train import main as train_main
+
+    run_dir = tmp_path / "cli"
+    argv = [*tiny_overrides(faulty["salicon"].parent, run_dir), "stage=pretrain", f"hydra.run.dir={run_dir}"]
+    monkeypatch.setattr(sys, "argv", ["umsi-train", *argv])
+    with pytest.raises(SystemExit) as exit_info:
+        train_main()
+    assert exit_info.value.code == 1
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and f"ERROR {faulty['truncated']}: truncated image" in err

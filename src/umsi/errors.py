@@ -26,6 +26,11 @@ class CheckpointError(UserError, ValueError):
     """A checkpoint cannot be read (truncated, corrupt, unsafe content) or does not fit the model."""
 
 
+class DataFileError(UserError, OSError):
+    """A dataset file (image, map, fixation file) cannot be read; the message names it. The data loaders raise
+    nothing else for a bad file, whatever its bytes."""
+
+
 class InvalidDatasetError(UserError, ValueError):
     """The data check found errors and ``data.skip_invalid`` is off; the message lists them."""
 

@@ -18,12 +18,12 @@ from pathlib import Path
 from typing import Any, Literal
 
 import cv2
-import hydra
 import numpy as np
 from omegaconf import DictConfig
 from PIL import Image
 from tqdm import tqdm
 
+from umsi.config_check import hydra_cli
 from umsi.data.layouts import (
     GDI_LIST_FILES,
     GDI_SPLITS,
@@ -38,7 +38,7 @@ from umsi.data.layouts import (
 from umsi.errors import UserError
 from umsi.train import CONFIG_DIR
 
-__all__ = ["DatasetConfigError", "Problem", "check_dataset", "main", "run", "scan_dataset"]
+__all__ = ["DatasetConfigError", "Problem", "check_dataset", "layout_kind", "main", "run", "scan_dataset"]
 
 Severity = Literal["error", "warning"]
 KINDS = ("salicon", "imp1k", "gdi")
@@ -374,10 +374,15 @@ def _size_warning(image: Path, saliency: Path, image_size: tuple[int, int], map_
 # ---------------------------------------------------------------------------------------------- driver
 
 
+def layout_kind(data: Mapping[str, Any] | DictConfig) -> str:
+    """``salicon``, ``imp1k`` or ``gdi`` from a ``data`` config (its ``kind`` or ``_target_``); else ``""``."""
+    target = str(data.get("_target_") or "")
+    return str(data.get("kind") or _KIND_BY_TARGET.get(target.rsplit(".", 1)[-1], ""))
+
+
 def _resolve(data: Mapping[str, Any] | DictConfig, root: str | Path | None) -> tuple[str, Path, dict[str, Any]]:
     """(kind, root, options) from a ``data`` config (``_target_`` or ``kind``); ``root`` overrides ``data.root``."""
-    target = str(data.get("_target_") or "")
-    kind = str(data.get("kind") or _KIND_BY_TARGET.get(target.rsplit(".", 1)[-1], ""))
+    kind = layout_kind(data)
     options = {"class_mapping": data.get("class_mapping"), "split_file": data.get("split_file", IMP1K_SPLIT_FILE)}
     root = root if root is not None else data.get("root")
     if kind not in KINDS:
@@ -476,7 +481,7 @@ def run(cfg: DictConfig) -> int:
     return 1 if any(p.severity == "error" for p in problems) else 0
 
 
-@hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="data_check")
+@hydra_cli("data_check", config_dir=CONFIG_DIR)
 def main(cfg: DictConfig) -> None:
     """Entry point of ``umsi-data-check``."""
     sys.exit(run(cfg))

@@ -28,6 +28,10 @@ class SaliencyDataModule(pl.LightningDataModule):
 
     ``cache_dir``: SALICON and Imp1k splits are decoded and letterboxed once into a cache there
     (:mod:`umsi.data.cache`), rebuilt when a source file or a size changes; incompatible with ``augment``.
+
+    ``validate`` / ``skip_invalid`` are read by the training runner, which checks the files before building the
+    datamodule (:mod:`umsi.training.data_check`) and passes the rejected ones as ``skip_files``: items with
+    any of those files (image, map or fixation file) are left out.
     """
 
     def __init__(
@@ -47,6 +51,9 @@ class SaliencyDataModule(pl.LightningDataModule):
         classes_root: str | None = None,
         seed: int = 0,
         cache_dir: str | None = None,
+        validate: bool = True,
+        skip_invalid: bool = False,
+        skip_files: Sequence[str] = (),
     ) -> None:
         super().__init__()
         if cache_dir is not None and augment:
@@ -70,6 +77,8 @@ class SaliencyDataModule(pl.LightningDataModule):
         self.classes_root = classes_root
         self.seed = seed
         self.cache_dir = cache_dir
+        self.validate, self.skip_invalid = validate, skip_invalid
+        self.skip_files = frozenset(Path(p) for p in skip_files)
         self.class_names: list[str] = []
         self.train_set: SaliencyDataset | ConcatDataset | None = None
         self.val_set: SaliencyDataset | ConcatDataset | None = None
@@ -89,12 +98,23 @@ class SaliencyDataModule(pl.LightningDataModule):
             cache = ensure_cache(self.cache_dir, name, items, transform.input_size, transform.output_size)
         return SaliencyDataset(items, transform, cache)
 
-    def _loader(self, dataset, batch_size: int, shuffle: bool = False, sampler=None) -> DataLoader:
+    def _epoch(self) -> int:
+        """The epoch the next training loader is for: Lightning sets samplers' epochs only after it has created
+        the loader's iterator, which with workers already holds the first indices; a resumed run would replay
+        the indices of epoch 0 without this."""
+        trainer = getattr(self, "trainer", None)
+        # the epoch Lightning itself gives samplers (current_epoch lags behind it until the loop starts)
+        return int(trainer.fit_loop.epoch_progress.current.processed) if trainer is not None else 0
+
+    def _loader(self, dataset, batch_size: int, sampler=None) -> DataLoader:
+        """Loaders draw their worker seeds from their own generator seeded with ``seed``, never from the global
+        one, and training ones shuffle by (seed, epoch) (``sampler``): a resumed run then sees the same batches
+        and the same dropout sequence as an uninterrupted one (see ``RngStateCheckpoint``)."""
         return DataLoader(
             dataset,
             batch_size=batch_size,
-            shuffle=shuffle,
             sampler=sampler,
+            generator=torch.Generator().manual_seed(self.seed),
             num_workers=self.num_workers,
             pin_memory=self.pin_memory,
             persistent_workers=self.persistent_workers,
@@ -133,11 +153,14 @@ class SaliconDataModule(SaliencyDataModule):
         if self.train_set is not None:
             return
         label = self.natural_label()
-        self.train_set = self.dataset(salicon_items(self.root, "train", label), True, "salicon-train")
-        self.val_set = self.dataset(salicon_items(self.root, "val", label), False, "salicon-val")
+        train, val = (salicon_items(self.root, split, label, skip=self.skip_files) for split in ("train", "val"))
+        self.train_set = self.dataset(train, True, "salicon-train")
+        self.val_set = self.dataset(val, False, "salicon-val")
 
     def train_dataloader(self) -> DataLoader:
-        return self._loader(self.train_set, self.batch_size, shuffle=True)
+        sampler = MixingSampler.shuffling(len(self.train_set), self.seed)
+        sampler.set_epoch(self._epoch())
+        return self._loader(self.train_set, self.batch_size, sampler=sampler)
 
 
 class Imp1kDataModule(SaliencyDataModule):
@@ -170,11 +193,12 @@ class Imp1kDataModule(SaliencyDataModule):
             return
         self.class_names = class_names(self.classes_root or self.root, self.class_mapping, self.num_classes)
         natural = self.class_names.index(NATURAL_IMAGES)
-        train, val = imp1k_items(self.root, self.class_names, self.val_per_class, self.seed, self.split_file)
-        salicon_train = salicon_items(self.salicon_root, "train", natural, key="data.salicon_root")
+        skip = self.skip_files
+        train, val = imp1k_items(self.root, self.class_names, self.val_per_class, self.seed, self.split_file, skip=skip)
+        salicon_train = salicon_items(self.salicon_root, "train", natural, key="data.salicon_root", skip=skip)
         val_extra: list[SaliencyItem] = []
         if self.val_salicon_items > 0:
-            val_extra = salicon_items(self.salicon_root, "val", natural, key="data.salicon_root")
+            val_extra = salicon_items(self.salicon_root, "val", natural, key="data.salicon_root", skip=skip)
             val_extra = val_extra[: self.val_salicon_items]
         self.train_set = ConcatDataset(
             [self.dataset(train, True, "imp1k-train"), self.dataset(salicon_train, True, "salicon-train")]
@@ -183,6 +207,7 @@ class Imp1kDataModule(SaliencyDataModule):
         self.sampler = MixingSampler(len(train), len(salicon_train), self.salicon_per_epoch, self.seed)
 
     def train_dataloader(self) -> DataLoader:
+        self.sampler.set_epoch(self._epoch())
         return self._loader(self.train_set, self.batch_size, sampler=self.sampler)
 
 

@@ -14,19 +14,24 @@ from torch.utils.data import Dataset, Sampler
 
 from umsi.data.layouts import SaliencyItem, read_salicon_fixations
 from umsi.data.transforms import SampleTransform, fixation_map, normalize_image
+from umsi.errors import DataFileError
 
 if TYPE_CHECKING:
     from umsi.data.cache import SaliencyCache
 
 
+_CHECK_HINT = "; find every such file with umsi-data-check, or train with data.skip_invalid=true"
+
+
 def read_image_bgr(path: Path) -> np.ndarray:
     """(H, W, 3) uint8 BGR as ``cv2.imread`` gives it (the official reader): grayscale expanded, alpha dropped,
-    16-bit scaled to 8, CMYK and palette converted. Formats OpenCV lacks (GIF, some TIFFs) go through Pillow."""
+    16-bit scaled to 8, CMYK and palette converted. Formats OpenCV lacks (GIF, some TIFFs) go through Pillow.
+    Raises :class:`~umsi.errors.DataFileError` for anything that does not decode."""
     image = cv2.imread(str(path), cv2.IMREAD_COLOR)
     if image is None:
         image = _read_with_pillow(Path(path))
     if image is None:
-        raise OSError(f"cannot read image {path} (missing, truncated or not an image)")
+        raise DataFileError(f"cannot read image {path} (missing, truncated or not an image){_CHECK_HINT}")
     return image
 
 
@@ -35,7 +40,7 @@ def _read_with_pillow(path: Path) -> np.ndarray | None:
         with Image.open(path) as image:
             image.seek(0)  # first frame of an animation
             return np.ascontiguousarray(np.asarray(image.convert("RGB"))[..., ::-1])
-    except (OSError, ValueError, Image.DecompressionBombError):
+    except Exception:  # Pillow raises many types on malformed files; the caller reports the file
         return None
 
 
@@ -43,7 +48,7 @@ def read_map(path: Path) -> np.ndarray:
     """(H, W) uint8 grayscale saliency/importance map."""
     saliency = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
     if saliency is None:
-        raise OSError(f"cannot read map {path} (missing, truncated or not an image)")
+        raise DataFileError(f"cannot read map {path} (missing, truncated or not an image){_CHECK_HINT}")
     return saliency
 
 
@@ -113,6 +118,11 @@ class MixingSampler(Sampler[int]):
             )
         self.base_size, self.pool_size, self.per_epoch = base_size, pool_size, per_epoch
         self.seed, self.shuffle, self.epoch = seed, shuffle, 0
+
+    @classmethod
+    def shuffling(cls, size: int, seed: int = 0) -> MixingSampler:
+        """A plain shuffle of ``size`` items, fresh every epoch, seeded by ``seed`` and the epoch only."""
+        return cls(size, pool_size=0, per_epoch=0, seed=seed)
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch

@@ -24,14 +24,14 @@ GDI (graphic design importance, Bylinskii et al., UIST'17; no class labels, no f
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import scipy.io
 
-from umsi.errors import UserError
+from umsi.errors import DataFileError, UserError
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".gif")
 NATURAL_IMAGES = "natural_images"
@@ -39,6 +39,7 @@ IMP1K_SPLIT_FILE = "train_test_split_imp1k.json"
 GDI_SPLITS = ("train", "val")
 GDI_LIST_FILES = {"train": "train.txt", "val": "valid.txt"}
 NO_LABEL = -1
+_FIX_MAT = "; re-download it, or train with data.skip_invalid=true to leave its image out"
 
 
 class DatasetLayoutError(UserError, ValueError):
@@ -82,23 +83,32 @@ def _map_of(image: Path, maps: dict[str, Path], maps_dir: Path, dataset: str, li
     return maps[image.stem]
 
 
-def salicon_items(root: str | Path, split: str, label: int, key: str = "data.root") -> list[SaliencyItem]:
+def _skipped(item: SaliencyItem, skip: Collection[Path]) -> bool:
+    return item.image in skip or item.saliency in skip or (item.fixations is not None and item.fixations in skip)
+
+
+def salicon_items(
+    root: str | Path, split: str, label: int, key: str = "data.root", skip: Collection[Path] = frozenset()
+) -> list[SaliencyItem]:
     """Items of one SALICON split, paired by file stem. Fixations are optional as a whole folder, but when
-    the folder exists every image needs its ``.mat`` file."""
+    the folder exists every image needs its ``.mat`` file. Items with a file in ``skip`` (images, maps or
+    fixation files the data check rejected) are left out, and so are their missing partners' errors."""
     root = Path(root)
     images = _images_in(_require_dir(root / "images" / split, f"SALICON {split} images", key))
     maps = _index_by_stem(_images_in(_require_dir(root / "maps" / split, f"SALICON {split} maps", key)))
     fix_dir = root / "fixations" / split
     fixations = {p.stem: p for p in fix_dir.glob("*.mat")} if fix_dir.is_dir() else None
     items = []
-    for image in images:
+    for image in (p for p in images if p not in skip):
         saliency = _map_of(image, maps, root / "maps" / split, "SALICON")
         fix = None
         if fixations is not None:
             if image.stem not in fixations:
                 raise DatasetLayoutError(f"SALICON image {image} has no fixation file {fix_dir / image.stem}.mat")
             fix = fixations[image.stem]
-        items.append(SaliencyItem(image, saliency, fix, label))
+        item = SaliencyItem(image, saliency, fix, label)
+        if not _skipped(item, skip):
+            items.append(item)
     if not items:
         raise DatasetLayoutError(f"no images found in {root / 'images' / split} ({key})")
     return items
@@ -108,21 +118,28 @@ def read_salicon_fixations(path: str | Path, field: str = "fixations") -> np.nda
     """(N, 2) float 0-based (x, y) fixations of all subjects in a SALICON 2017 ``.mat`` file.
 
     ``field`` selects ``fixations`` (inferred fixations) or ``location`` (raw mouse samples). Points outside
-    the ``resolution`` stored in the file are dropped.
+    the ``resolution`` stored in the file are dropped. Raises :class:`~umsi.errors.DataFileError` for a file
+    that is not such a ``.mat`` file, whatever its bytes.
     """
-    mat = scipy.io.loadmat(str(path))
+    try:
+        mat = scipy.io.loadmat(str(path))
+    except Exception as err:  # scipy raises many types (ValueError, TypeError, MatReadError …) on bad bytes
+        raise DataFileError(f"{path}: not a readable .mat file ({type(err).__name__}: {err}){_FIX_MAT}") from None
     if "gaze" not in mat:
-        raise DatasetLayoutError(f"{path}: no 'gaze' variable (expected a SALICON 2017 fixation file)")
+        raise DataFileError(f"{path}: no 'gaze' variable (expected a SALICON 2017 fixation file){_FIX_MAT}")
     gaze = mat["gaze"]
     if gaze.dtype.names is None or field not in gaze.dtype.names:
-        raise DatasetLayoutError(f"{path}: 'gaze' has no field {field!r} (fields: {gaze.dtype.names})")
-    chunks = [np.asarray(entry[field], dtype=np.float64).reshape(-1, 2) for entry in gaze.flat]
-    points = np.concatenate(chunks) if chunks else np.zeros((0, 2))
-    points = points - 1.0  # 1-based [x, y] → 0-based
-    if "resolution" in mat:
-        height, width = np.asarray(mat["resolution"], dtype=np.float64).reshape(-1)[:2]
-        inside = (points[:, 0] >= 0) & (points[:, 1] >= 0) & (points[:, 0] < width) & (points[:, 1] < height)
-        points = points[inside]
+        raise DataFileError(f"{path}: 'gaze' has no field {field!r} (fields: {gaze.dtype.names}){_FIX_MAT}")
+    try:
+        chunks = [np.asarray(entry[field], dtype=np.float64).reshape(-1, 2) for entry in gaze.flat]
+        points = np.concatenate(chunks) if chunks else np.zeros((0, 2))
+        points = points - 1.0  # 1-based [x, y] → 0-based
+        if "resolution" in mat:
+            height, width = np.asarray(mat["resolution"], dtype=np.float64).reshape(-1)[:2]
+            inside = (points[:, 0] >= 0) & (points[:, 1] >= 0) & (points[:, 0] < width) & (points[:, 1] < height)
+            points = points[inside]
+    except (ValueError, TypeError, IndexError) as err:
+        raise DataFileError(f"{path}: malformed fixations ({err}){_FIX_MAT}") from None
     return points.astype(np.float32)
 
 
@@ -181,25 +198,31 @@ def imp1k_items(
     seed: int = 0,
     split_file: str | None = IMP1K_SPLIT_FILE,
     key: str = "data.root",
+    skip: Collection[Path] = frozenset(),
 ) -> tuple[list[SaliencyItem], list[SaliencyItem]]:
     """(train, val) Imp1k items. Uses ``root/<split_file>`` when it exists, otherwise holds out
-    ``val_per_class`` images of each class chosen with ``seed``."""
+    ``val_per_class`` images of each class chosen with ``seed``. Items with a file in ``skip`` are left out
+    (also from the split file's lists)."""
     root = Path(root)
     label_of = {name: i for i, name in enumerate(names)}
     by_class: dict[str, list[SaliencyItem]] = {}
+    skipped: set[str] = set()
     for cls in imp1k_classes(root, key):
         if cls not in label_of:
             raise DatasetLayoutError(f"Imp1k class folder {root / 'imgs' / cls} is not in the class list {names}")
         maps = _index_by_stem(_images_in(_require_dir(root / "maps" / cls, f"Imp1k {cls} maps", key)))
         items = []
         for image in _images_in(root / "imgs" / cls):
+            if image in skip or maps.get(image.stem) in skip:
+                skipped.add(f"{cls}/{image.stem}")
+                continue
             if image.stem not in maps:
                 raise DatasetLayoutError(f"Imp1k image {image} has no map in {root / 'maps' / cls}")
             items.append(SaliencyItem(image, maps[image.stem], None, label_of[cls]))
         by_class[cls] = items
     split_path = root / split_file if split_file else None
     if split_path is not None and split_path.is_file():
-        return _split_from_file(root, split_path, by_class)
+        return _split_from_file(root, split_path, by_class, skipped)
     rng = np.random.default_rng(seed)
     train, val = [], []
     for items in by_class.values():
@@ -211,7 +234,7 @@ def imp1k_items(
 
 
 def _split_from_file(
-    root: Path, split_path: Path, by_class: dict[str, list[SaliencyItem]]
+    root: Path, split_path: Path, by_class: dict[str, list[SaliencyItem]], skipped: Collection[str] = ()
 ) -> tuple[list[SaliencyItem], list[SaliencyItem]]:
     try:
         train_names, val_names = json.loads(split_path.read_text())
@@ -224,10 +247,11 @@ def _split_from_file(
     }
 
     def pick(names: Sequence[str]) -> list[SaliencyItem]:
-        missing = [n for n in names if Path(n).with_suffix("").as_posix() not in by_rel]
+        keys = [key for key in (Path(n).with_suffix("").as_posix() for n in names) if key not in skipped]
+        missing = [key for key in keys if key not in by_rel]
         if missing:
             raise DatasetLayoutError(f"{split_path} lists {len(missing)} images not under imgs/: {missing[:3]}")
-        return [by_rel[Path(n).with_suffix("").as_posix()] for n in names]
+        return [by_rel[key] for key in keys]
 
     return pick(train_names), pick(val_names)
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,9 +23,12 @@ from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.loggers import WandbLogger
 
 from umsi.callbacks.handoff import best_checkpoint
+from umsi.errors import MissingPathError
+from umsi.training.data_check import check_training_data
 from umsi.training.evaluate import evaluate, print_summary
 from umsi.training.module import UMSILitModule, load_weights
-from umsi.utils.io import atomic_write, write_json
+from umsi.utils.checkpoints import SafeCheckpointIO
+from umsi.utils.io import atomic_write, remove_partial_files, write_json
 
 log = logging.getLogger(__name__)
 STAGES = ("pretrain", "finetune")
@@ -39,6 +43,7 @@ class StageResult:
     last_checkpoint: str
     best_score: float | None
     is_global_zero: bool = True
+    skipped_files: tuple[str, ...] = ()
 
 
 def _container(cfg: DictConfig) -> dict[str, Any]:
@@ -52,8 +57,9 @@ def _instantiate_all(group: DictConfig | None) -> list[Any]:
     return [instantiate(entry) for entry in group.values() if entry is not None and "_target_" in entry]
 
 
-def build_datamodule(cfg: DictConfig) -> pl.LightningDataModule:
-    datamodule = instantiate(cfg.data, _convert_="all")
+def build_datamodule(cfg: DictConfig, skip_files: Sequence[str] = ()) -> pl.LightningDataModule:
+    """The configured datamodule, set up for fitting, without the items of ``skip_files``."""
+    datamodule = instantiate(cfg.data, skip_files=list(skip_files), _convert_="all")
     datamodule.setup("fit")
     return datamodule
 
@@ -83,11 +89,11 @@ def resume_checkpoint(cfg: DictConfig, output_dir: Path) -> str | None:
     value = cfg.get("ckpt_path")
     if value != LAST_CHECKPOINT:
         if value and not Path(value).is_file():
-            raise FileNotFoundError(f"ckpt_path={value}: no such checkpoint")
+            raise MissingPathError(f"ckpt_path={value}: no such checkpoint")
         return value
     last = output_dir / "checkpoints" / "last.ckpt"
     if not last.is_file():
-        raise FileNotFoundError(
+        raise MissingPathError(
             f"ckpt_path=last: {last} does not exist. Start the stopped run again in its own folder, e.g. "
             "`umsi-train ckpt_path=last hydra.run.dir=outputs/<date>/<time>` (with the same overrides)"
         )
@@ -137,8 +143,9 @@ def train_stage(cfg: DictConfig, finish_wandb: bool = True) -> StageResult:
     ckpt_path = resume_checkpoint(cfg, output_dir)
     cfg = _wandb_overrides(cfg, output_dir, resuming=ckpt_path is not None)
     atomic_write(output_dir / "config.yaml", lambda tmp: OmegaConf.save(cfg, tmp, resolve=True))
+    skipped = check_training_data(cfg.data, output_dir)
     pl.seed_everything(cfg.seed, workers=True)
-    datamodule = build_datamodule(cfg)
+    datamodule = build_datamodule(cfg, skipped)
     module = build_module(cfg, datamodule.class_names)
     callbacks = _instantiate_all(cfg.get("callbacks"))
     if cfg.get("scheduler"):
@@ -147,7 +154,11 @@ def train_stage(cfg: DictConfig, finish_wandb: bool = True) -> StageResult:
     for logger in loggers:
         logger.log_hyperparams({"config": _container(cfg)})
     _remember_wandb_id(loggers, output_dir)
-    trainer: pl.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
+    for stale in remove_partial_files(output_dir / "checkpoints"):
+        log.warning("removed %s, a checkpoint cut off by an earlier crash (the complete ones are kept)", stale)
+    trainer: pl.Trainer = instantiate(
+        cfg.trainer, callbacks=callbacks, logger=loggers or False, plugins=[SafeCheckpointIO()]
+    )
     log.info("stage %s: %s%s", cfg.stage.name, output_dir, f" (resuming {ckpt_path})" if ckpt_path else "")
     trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
     trainer.strategy.barrier("umsi-stage-end")  # under plain DDP every rank goes on: wait for rank 0's checkpoints
@@ -157,7 +168,12 @@ def train_stage(cfg: DictConfig, finish_wandb: bool = True) -> StageResult:
     if finish_wandb:
         _finish_wandb()
     return StageResult(
-        output_dir, info["best_model_path"], info["last_model_path"], info["best_model_score"], trainer.is_global_zero
+        output_dir,
+        info["best_model_path"],
+        info["last_model_path"],
+        info["best_model_score"],
+        trainer.is_global_zero,
+        tuple(skipped),
     )
 
 
@@ -178,9 +194,12 @@ def _finish_wandb(summary: dict[str, Any] | None = None) -> None:
         pass
 
 
-def evaluate_checkpoint(cfg: DictConfig, checkpoint: str) -> dict[str, dict[str, float]]:
-    """Load ``checkpoint`` into the configured model and evaluate it on the stage's validation data."""
-    datamodule = build_datamodule(cfg)
+def evaluate_checkpoint(
+    cfg: DictConfig, checkpoint: str, skip_files: Sequence[str] = ()
+) -> dict[str, dict[str, float]]:
+    """Load ``checkpoint`` into the configured model and evaluate it on the stage's validation data (without
+    the items of ``skip_files``, as in training)."""
+    datamodule = build_datamodule(cfg, skip_files)
     module = build_module(OmegaConf.merge(cfg, {"init_ckpt": None}), datamodule.class_names)
     load_weights(module, checkpoint)
     device = "cuda" if torch.cuda.is_available() and cfg.trainer.get("accelerator") != "cpu" else "cpu"
@@ -257,7 +276,9 @@ def run_pipeline(cfg: DictConfig, overrides: list[str]) -> dict[str, Any]:
     finetune = train_stage(finetune_cfg, finish_wandb=False)
     if not finetune.is_global_zero:
         return {}
-    summary = evaluate_checkpoint(finetune_cfg, finetune.best_checkpoint or finetune.last_checkpoint)
+    summary = evaluate_checkpoint(
+        finetune_cfg, finetune.best_checkpoint or finetune.last_checkpoint, finetune.skipped_files
+    )
     summary["stages"] = {
         "pretrain_best": pretrain.best_checkpoint,
         "pretrain_best_val_loss": pretrain.best_score,
@@ -276,9 +297,8 @@ def run(cfg: DictConfig, overrides: list[str] | None = None) -> dict[str, Any]:
         summary = run_pipeline(cfg, list(overrides or []))
     elif cfg.stage.name in STAGES:
         result = train_stage(cfg, finish_wandb=False)
-        summary = (
-            evaluate_checkpoint(cfg, result.best_checkpoint or result.last_checkpoint) if result.is_global_zero else {}
-        )
+        checkpoint = result.best_checkpoint or result.last_checkpoint
+        summary = evaluate_checkpoint(cfg, checkpoint, result.skipped_files) if result.is_global_zero else {}
     else:
         raise ValueError(f"stage.name={cfg.stage.name!r}: choose pretrain, finetune or pipeline")
     if not summary:  # a non-zero rank of a plain-DDP (or SLURM) run: rank 0 evaluates and writes the summary

@@ -1,0 +1,83 @@
+"""The data check ``umsi-train`` runs before training (the same one as ``umsi-data-check``).
+
+Errors stop the run with the list of problems (``data.skip_invalid=false``, the default), or the items whose
+image, map or fixation file is at fault are left out and each is logged (``data.skip_invalid=true``). Problems
+that are not about one item (a missing folder, a class mapping or split file that disagrees with the folders)
+cannot be skipped and always stop the run. The full report goes to ``<stage folder>/data_check.txt``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from umsi.data.check import Problem, format_report, layout_kind, scan_dataset
+from umsi.data.layouts import IMAGE_SUFFIXES
+from umsi.errors import InvalidDatasetError
+from umsi.utils.io import atomic_write
+
+log = logging.getLogger(__name__)
+
+REPORT_NAME = "data_check.txt"
+_ITEM_FILE_SUFFIXES = (*IMAGE_SUFFIXES, ".mat")
+_HOW_TO_GO_ON = (
+    "Fix or remove these files (README: 'When your data is broken'), or train without the items they belong to "
+    "with data.skip_invalid=true (each one is logged), or skip the check with data.validate=false."
+)
+
+
+def _trees(data: Mapping[str, Any]) -> list[tuple[Mapping[str, Any] | str, str | None]]:
+    """(layout or data config, root) of every tree a training datamodule reads: Imp1k also mixes in SALICON."""
+    kind = layout_kind(data)
+    if kind == "salicon":
+        return [(data, None)]
+    if kind == "imp1k":
+        return [(data, None), ("salicon", str(data.get("salicon_root")))]
+    return []  # GDI is evaluation-only; its datamodule refuses to train
+
+
+def is_skippable(problem: Problem) -> bool:
+    """Whether leaving out one item fixes ``problem``: it names an image, map or fixation file."""
+    return problem.severity == "error" and problem.path.suffix.lower() in _ITEM_FILE_SUFFIXES
+
+
+def check_training_data(data: Mapping[str, Any], output_dir: str | Path, progress: bool = True) -> list[str]:
+    """Check the trees ``data`` trains on; the files to leave out (empty when everything is fine).
+
+    Raises :class:`~umsi.errors.InvalidDatasetError` listing the errors unless ``data.skip_invalid`` is set
+    and every error is about a single item. Writes the whole report to ``output_dir/data_check.txt`` when
+    there is anything to report.
+    """
+    if not data.get("validate", True):
+        log.info("data check skipped (data.validate=false)")
+        return []
+    problems: list[Problem] = []
+    files = 0
+    for tree, root in _trees(data):
+        found, checked = scan_dataset(tree, root, progress=progress)
+        problems += found
+        files += checked
+    problems.sort(key=lambda p: p.severity != "error")
+    errors = [p for p in problems if p.severity == "error"]
+    if problems:
+        report = Path(output_dir) / REPORT_NAME
+        atomic_write(report, lambda tmp: tmp.write_text(format_report(problems, files, max_shown=None) + "\n"))
+        log.info("data check report: %s", report)
+    if not errors:
+        log.info("data check: %d files, no errors, %d warnings", files, len(problems))
+        return []
+    if not data.get("skip_invalid", False):
+        raise InvalidDatasetError(f"the data check found errors:\n{format_report(problems, files)}\n{_HOW_TO_GO_ON}")
+    fatal = [p for p in errors if not is_skippable(p)]
+    if fatal:
+        raise InvalidDatasetError(
+            "data.skip_invalid=true leaves out single items, but these problems are not about one item:\n"
+            + "\n".join(f"  {p.line()}" for p in fatal)
+        )
+    for problem in errors:
+        log.warning("skipping the item of %s: %s (data.skip_invalid=true)", problem.path, problem.message)
+    skipped = sorted({str(p.path) for p in errors})
+    log.warning("data check: %d files left out of %d checked; see %s", len(skipped), files, REPORT_NAME)
+    return skipped
