@@ -465,7 +465,10 @@ def format_report(problems: Iterable[Problem], files_checked: int, max_shown: in
         if len(shown) < len(group):
             lines.append(f"  … {len(group) - len(shown)} more {severity}s (raise max_problems_shown to see them)")
     errors = sum(p.severity == "error" for p in problems)
-    lines.append(f"{files_checked} files checked: {errors} errors, {len(problems) - errors} warnings")
+    warnings = len(problems) - errors
+    lines.append(
+        f"{files_checked} files checked: {errors} error{'s' * (errors != 1)}, {warnings} warning{'s' * (warnings != 1)}"
+    )
     return "\n".join(lines)
 
 

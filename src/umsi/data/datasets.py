@@ -20,9 +20,6 @@ if TYPE_CHECKING:
     from umsi.data.cache import SaliencyCache
 
 
-_CHECK_HINT = "; find every such file with umsi-data-check, or train with data.skip_invalid=true"
-
-
 def read_image_bgr(path: Path) -> np.ndarray:
     """(H, W, 3) uint8 BGR as ``cv2.imread`` gives it (the official reader): grayscale expanded, alpha dropped,
     16-bit scaled to 8, CMYK and palette converted. Formats OpenCV lacks (GIF, some TIFFs) go through Pillow.
@@ -31,7 +28,7 @@ def read_image_bgr(path: Path) -> np.ndarray:
     if image is None:
         image = _read_with_pillow(Path(path))
     if image is None:
-        raise DataFileError(f"cannot read image {path} (missing, truncated or not an image){_CHECK_HINT}")
+        raise DataFileError(f"cannot read image {path} (missing, truncated or not an image)")
     return image
 
 
@@ -48,7 +45,7 @@ def read_map(path: Path) -> np.ndarray:
     """(H, W) uint8 grayscale saliency/importance map."""
     saliency = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
     if saliency is None:
-        raise DataFileError(f"cannot read map {path} (missing, truncated or not an image){_CHECK_HINT}")
+        raise DataFileError(f"cannot read map {path} (missing, truncated or not an image)")
     return saliency
 
 
@@ -85,9 +82,15 @@ class SaliencyDataset(Dataset):
         if self.cache is not None:
             sample = self._cached_sample(index)
         else:
-            image = read_image_bgr(item.image)
-            fixations = read_salicon_fixations(item.fixations) if item.fixations else np.zeros((0, 2), np.float32)
-            sample = self.transform(image, read_map(item.saliency), fixations)
+            try:
+                image = read_image_bgr(item.image)
+                fixations = read_salicon_fixations(item.fixations) if item.fixations else np.zeros((0, 2), np.float32)
+                saliency = read_map(item.saliency)
+            except DataFileError as err:
+                raise DataFileError(
+                    f"{err}. Find every such file with umsi-data-check, or train with data.skip_invalid=true"
+                ) from None
+            sample = self.transform(image, saliency, fixations)
         sample.update(label=torch.tensor(item.label), index=torch.tensor(index), path=str(item.image))
         return sample
 

@@ -39,7 +39,6 @@ IMP1K_SPLIT_FILE = "train_test_split_imp1k.json"
 GDI_SPLITS = ("train", "val")
 GDI_LIST_FILES = {"train": "train.txt", "val": "valid.txt"}
 NO_LABEL = -1
-_FIX_MAT = "; re-download it, or train with data.skip_invalid=true to leave its image out"
 
 
 class DatasetLayoutError(UserError, ValueError):
@@ -124,12 +123,12 @@ def read_salicon_fixations(path: str | Path, field: str = "fixations") -> np.nda
     try:
         mat = scipy.io.loadmat(str(path))
     except Exception as err:  # scipy raises many types (ValueError, TypeError, MatReadError …) on bad bytes
-        raise DataFileError(f"{path}: not a readable .mat file ({type(err).__name__}: {err}){_FIX_MAT}") from None
+        raise DataFileError(f"{path}: not a readable .mat file ({type(err).__name__}: {err})") from None
     if "gaze" not in mat:
-        raise DataFileError(f"{path}: no 'gaze' variable (expected a SALICON 2017 fixation file){_FIX_MAT}")
+        raise DataFileError(f"{path}: no 'gaze' variable (expected a SALICON 2017 fixation file)")
     gaze = mat["gaze"]
     if gaze.dtype.names is None or field not in gaze.dtype.names:
-        raise DataFileError(f"{path}: 'gaze' has no field {field!r} (fields: {gaze.dtype.names}){_FIX_MAT}")
+        raise DataFileError(f"{path}: 'gaze' has no field {field!r} (fields: {gaze.dtype.names})")
     try:
         chunks = [np.asarray(entry[field], dtype=np.float64).reshape(-1, 2) for entry in gaze.flat]
         points = np.concatenate(chunks) if chunks else np.zeros((0, 2))
@@ -139,7 +138,7 @@ def read_salicon_fixations(path: str | Path, field: str = "fixations") -> np.nda
             inside = (points[:, 0] >= 0) & (points[:, 1] >= 0) & (points[:, 0] < width) & (points[:, 1] < height)
             points = points[inside]
     except (ValueError, TypeError, IndexError) as err:
-        raise DataFileError(f"{path}: malformed fixations ({err}){_FIX_MAT}") from None
+        raise DataFileError(f"{path}: malformed fixations ({err})") from None
     return points.astype(np.float32)
 
 
