@@ -9,12 +9,13 @@ cannot be skipped and always stop the run. The full report goes to ``<stage fold
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from umsi.data.check import Problem, format_report, layout_kind, scan_dataset
-from umsi.data.layouts import IMAGE_SUFFIXES
+from umsi.data.layouts import IMAGE_SUFFIXES, IMP1K_SPLIT_FILE
 from umsi.errors import InvalidDatasetError
 from umsi.utils.io import atomic_write
 
@@ -28,14 +29,40 @@ _HOW_TO_GO_ON = (
 )
 
 
-def _trees(data: Mapping[str, Any]) -> list[tuple[Mapping[str, Any] | str, str | None]]:
-    """(layout or data config, root) of every tree a training datamodule reads: Imp1k also mixes in SALICON."""
+def _trees(data: Mapping[str, Any]) -> list[tuple[str, str, str | None, str | None]]:
+    """(layout, root, class mapping, split file) of every tree a training datamodule reads: Imp1k also mixes in
+    SALICON."""
     kind = layout_kind(data)
     if kind == "salicon":
-        return [(data, None)]
+        return [("salicon", str(data.get("root")), None, None)]
     if kind == "imp1k":
-        return [(data, None), ("salicon", str(data.get("salicon_root")))]
+        imp1k = ("imp1k", str(data.get("root")), data.get("class_mapping"), data.get("split_file", IMP1K_SPLIT_FILE))
+        return [imp1k, ("salicon", str(data.get("salicon_root")), None, None)]
     return []  # GDI is evaluation-only; its datamodule refuses to train
+
+
+_SCANS: dict[tuple[Any, ...], tuple[list[Problem], int]] = {}
+
+
+def _file_stamps(*paths: str | None) -> int:
+    """A hash of the path, size and modification time of every file under ``paths`` (folders or files)."""
+    files: list[str] = []
+    for path in filter(None, paths):
+        if os.path.isdir(path):
+            files += [os.path.join(folder, name) for folder, _, names in os.walk(path) for name in names]
+        elif os.path.isfile(path):
+            files.append(path)
+    return hash(tuple(sorted((f, (st := os.stat(f)).st_size, st.st_mtime_ns) for f in files)))
+
+
+def _scan_once(tree: tuple[str, str, str | None, str | None], progress: bool) -> tuple[list[Problem], int]:
+    """:func:`scan_dataset` of ``tree``, reused in this process while none of its files changed: a pipeline's
+    finetuning mixes in the SALICON tree that pretraining has just checked."""
+    kind, root, class_mapping, split_file = tree
+    key = (*tree, _file_stamps(root, class_mapping))
+    if key not in _SCANS:
+        _SCANS[key] = scan_dataset(kind, root, class_mapping=class_mapping, split_file=split_file, progress=progress)
+    return _SCANS[key]
 
 
 def is_skippable(problem: Problem) -> bool:
@@ -55,8 +82,8 @@ def check_training_data(data: Mapping[str, Any], output_dir: str | Path, progres
         return []
     problems: list[Problem] = []
     files = 0
-    for tree, root in _trees(data):
-        found, checked = scan_dataset(tree, root, progress=progress)
+    for tree in _trees(data):
+        found, checked = _scan_once(tree, progress)
         problems += found
         files += checked
     problems.sort(key=lambda p: p.severity != "error")
