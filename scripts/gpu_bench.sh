@@ -3,4 +3,4 @@
 set -euo pipefail
 OUT=${OUT:-/tmp/gpu_bench_out}
 source "$(dirname "$0")/gpu_env.sh"   # wheels, PYTHONPATH, GPU name
-python3 -m umsi.bench.run --device cuda --parts ${PARTS:-training,inference,data} --out "$OUT/bench" 2>&1 | tee "$OUT/bench.log" | grep -v "it/s\]" | tail -n 80
+python3 -m umsi.cli.bench --device cuda --parts ${PARTS:-training,inference,data} --out "$OUT/bench" 2>&1 | tee "$OUT/bench.log" | grep -v "it/s\]" | tail -n 80

@@ -14,7 +14,7 @@ from omegaconf import DictConfig
 os.environ.setdefault("WANDB_MODE", "disabled")
 
 from umsi.data.synthetic import generate
-from umsi.train import CONFIG_DIR
+from umsi.paths import CONFIG_DIR
 
 TINY_DATA = dict(
     salicon_train=12,

@@ -6,7 +6,7 @@ import json
 import math
 from pathlib import Path
 
-from umsi.bench.run import main
+from umsi.cli.bench import main
 
 
 def test_bench_quick_writes_both_reports(tmp_path: Path) -> None:

@@ -18,12 +18,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from conftest import tiny_overrides
+from umsi.checkpoints.files import SafeCheckpointIO, read_checkpoint
+from umsi.checkpoints.loading import load_model
 from umsi.errors import CheckpointError, MissingPathError
-from umsi.evaluation.loading import load_model
-from umsi.train import CONFIG_DIR
+from umsi.paths import CONFIG_DIR
 from umsi.training.module import UMSILitModule, load_weights
 from umsi.training.runner import run
-from umsi.utils.checkpoints import SafeCheckpointIO, read_checkpoint
 from umsi.utils.io import PARTIAL_MARK, remove_partial_files
 
 SRC = str(Path(__file__).resolve().parents[1] / "src")
@@ -38,7 +38,7 @@ def _env() -> dict[str, str]:
 _SAVER = textwrap.dedent(
     """
     import sys, torch
-    from umsi.utils.checkpoints import SafeCheckpointIO
+    from umsi.checkpoints.files import SafeCheckpointIO
     io, path = SafeCheckpointIO(), sys.argv[1]
     for version in range(10**6):
         weights = torch.full((6_000_000,), float(version))  # 24 MB: most of the time is spent writing
@@ -201,7 +201,7 @@ def test_killed_and_resumed_run_equals_an_uninterrupted_one(synthetic_root: Path
     killed = tmp_path / "killed"
     args = [*tiny_overrides(synthetic_root, killed), *common, f"hydra.run.dir={killed}"]
     last = killed / "checkpoints" / "last.ckpt"
-    proc = subprocess.Popen([sys.executable, "-m", "umsi.train", *args], env=_env(), cwd=tmp_path)
+    proc = subprocess.Popen([sys.executable, "-m", "umsi.cli.train", *args], env=_env(), cwd=tmp_path)
     deadline = time.monotonic() + 300
     while not last.exists() and proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.02)
@@ -211,7 +211,7 @@ def test_killed_and_resumed_run_equals_an_uninterrupted_one(synthetic_root: Path
     assert read_checkpoint(last)["epoch"] < 3  # killed before the end: the resume has epochs left to train
 
     resumed = subprocess.run(
-        [sys.executable, "-m", "umsi.train", *args, "ckpt_path=last"],
+        [sys.executable, "-m", "umsi.cli.train", *args, "ckpt_path=last"],
         env=_env(),
         cwd=tmp_path,
         capture_output=True,

@@ -13,7 +13,8 @@ import cv2
 import pytest
 from omegaconf import OmegaConf
 
-from umsi.compare import comparison_table, differing_keys, find_runs, load_run, load_runs, main, markdown_table
+from umsi.cli.compare import main
+from umsi.compare import comparison_table, differing_keys, find_runs, load_run, load_runs, markdown_table
 
 HEADER = ["epoch", "step", "train/loss_step", "train/loss_epoch", "val/acc", "val/cc", "val/kl", "val/loss", "val/nss"]
 
@@ -243,5 +244,5 @@ def test_cli_bad_input_exits_2(outputs: Path, tmp_path: Path, capsys: pytest.Cap
 
 def test_python_m_entry_point(tmp_path: Path) -> None:
     missing = tmp_path / "missing"
-    proc = subprocess.run([sys.executable, "-m", "umsi.compare", str(missing)], capture_output=True, text=True)
+    proc = subprocess.run([sys.executable, "-m", "umsi.cli.compare", str(missing)], capture_output=True, text=True)
     assert proc.returncode == 2 and str(missing) in proc.stderr

@@ -8,7 +8,7 @@ import pytest
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
-from umsi.train import CONFIG_DIR
+from umsi.paths import CONFIG_DIR
 
 GROUPS = sorted(p.name for p in Path(CONFIG_DIR).iterdir() if p.is_dir() and p.name != "hydra")
 BASE = ["paths.root_dir=/tmp/umsi-root", "paths.output_dir=/tmp/umsi-root/out"]

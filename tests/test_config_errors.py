@@ -11,9 +11,9 @@ from typing import Any
 
 import pytest
 
-from umsi.config_check import check_overrides, hydra_cli, report_error
+from umsi.cli.config_check import check_overrides, hydra_cli, report_error
 from umsi.errors import ConfigError, InvalidDatasetError
-from umsi.train import CONFIG_DIR
+from umsi.paths import CONFIG_DIR
 
 VALID_TRAIN_OVERRIDES = [
     "stage=pretrain",
@@ -52,7 +52,7 @@ def _one_line(err: str) -> str:
 @pytest.fixture
 def train(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path) -> Callable[..., Any]:
     """train(*overrides) → (exit code, the single stderr line) of ``umsi-train`` run in-process."""
-    from umsi.train import main
+    from umsi.cli.train import main
 
     def run(*overrides: str) -> tuple[int, str]:
         code, err = _cli(main, ["umsi-train", *overrides], monkeypatch, capsys, tmp_path)
@@ -215,7 +215,7 @@ def test_missing_checkpoint_files(train: Callable[..., Any], tmp_path: Path, key
 
 
 def test_umsi_eval(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
-    from umsi.eval import main
+    from umsi.cli.eval import main
 
     code, err = _cli(main, ["umsi-eval", "checkpoint=[a.ckpt]"], monkeypatch, capsys, tmp_path)
     assert code == 2 and _one_line(err).startswith(
@@ -229,7 +229,7 @@ def test_umsi_eval(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixtur
 
 
 def test_umsi_predict(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
-    from umsi.inference.predict import main
+    from umsi.cli.predict import main
 
     code, err = _cli(main, ["umsi-predict", "input=x.jpg", "colormapp=jet"], monkeypatch, capsys, tmp_path)
     assert code == 2 and _one_line(err).startswith(
@@ -245,7 +245,7 @@ def test_umsi_predict(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFix
 
 
 def test_umsi_export(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
-    from umsi.inference.export import main
+    from umsi.cli.export import main
 
     code, err = _cli(main, ["umsi-export", "opsett=18"], monkeypatch, capsys, tmp_path)
     assert code == 2 and _one_line(err).startswith(
@@ -259,7 +259,7 @@ def test_umsi_export(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixt
 
 
 def test_umsi_data_check(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
-    from umsi.data.check import main
+    from umsi.cli.data_check import main
 
     code, err = _cli(main, ["umsi-data-check", "data.rot=/data/salicon"], monkeypatch, capsys, tmp_path)
     assert code == 2 and _one_line(err).startswith(
@@ -321,5 +321,5 @@ def test_console_script_is_fast_and_light(tmp_path: Path) -> None:
     assert result.returncode == 2
     assert result.stderr == "umsi-train: config error: trainer.max_epochs='abc' must be an integer (default 5)\n"
     assert not list(tmp_path.iterdir())  # refused before Hydra made a run folder
-    code = "import sys, umsi.train, umsi.eval, umsi.config_check; assert 'torch' not in sys.modules"
+    code = "import sys, umsi.cli.train, umsi.cli.eval, umsi.cli.config_check; assert 'torch' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True, env=env, timeout=120)

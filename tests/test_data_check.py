@@ -21,6 +21,7 @@ from omegaconf import DictConfig
 from PIL import Image
 
 from conftest import tiny_overrides
+from umsi.cli.data_check import main, run
 from umsi.data.check import (
     DatasetConfigError,
     Problem,
@@ -28,15 +29,13 @@ from umsi.data.check import (
     _check_image,
     _check_map,
     check_dataset,
-    main,
-    run,
 )
 from umsi.data.datasets import SaliencyDataset, read_image_bgr, read_map
 from umsi.data.layouts import SaliencyItem, read_salicon_fixations
 from umsi.data.synthetic import IMP1K_CLASSES
 from umsi.data.transforms import SampleTransform
 from umsi.errors import DataFileError, InvalidDatasetError
-from umsi.train import CONFIG_DIR
+from umsi.paths import CONFIG_DIR
 from umsi.training.data_check import check_training_data
 from umsi.training.runner import build_datamodule
 from umsi.training.runner import run as run_training
@@ -299,7 +298,7 @@ def test_skip_invalid_cannot_skip_problems_of_the_whole_tree(
 def test_umsi_train_cli_refuses_with_the_list_and_no_traceback(
     faulty: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from umsi.train import main as train_main
+    from umsi.cli.train import main as train_main
 
     run_dir = tmp_path / "cli"
     argv = [*tiny_overrides(faulty["salicon"].parent, run_dir), "stage=pretrain", f"hydra.run.dir={run_dir}"]

@@ -29,7 +29,7 @@ from torch.utils.data import DataLoader
 
 from conftest import tiny_overrides
 from umsi.data.datasets import MixingSampler
-from umsi.train import CONFIG_DIR
+from umsi.paths import CONFIG_DIR
 from umsi.training.runner import build_datamodule, run
 
 # 10 Imp1k train + 4 SALICON per epoch = 14 training items; 10 Imp1k val + 2 SALICON val = 12 validation items:

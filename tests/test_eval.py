@@ -13,11 +13,11 @@ import numpy as np
 import pytest
 from hydra import compose, initialize_config_dir
 
+from umsi.checkpoints import find_latest_checkpoint, load_model
 from umsi.data.transforms import letterbox, unletterbox
-from umsi.evaluation import find_latest_checkpoint, load_model
 from umsi.evaluation.report import CENTER_BIAS
 from umsi.evaluation.runner import evaluate
-from umsi.train import CONFIG_DIR
+from umsi.paths import CONFIG_DIR
 
 
 @pytest.mark.parametrize("hw", [(300, 200), (100, 400), (480, 640), (37, 91)])
@@ -116,7 +116,7 @@ def test_cli(trained: Path, synthetic_root: Path, tmp_path: Path) -> None:
     cmd = [
         sys.executable,
         "-m",
-        "umsi.eval",
+        "umsi.cli.eval",
         f"paths.datasets_dir={synthetic_root}",
         f"outputs_dir={trained}",
         f"output_dir={tmp_path / 'report'}",

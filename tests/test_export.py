@@ -13,9 +13,10 @@ import torch
 from hydra import compose, initialize_config_dir
 from torch import nn
 
-from umsi.inference.export import ExportedNetwork, export_from_config, export_model, load_exported, parity_check
+from umsi.checkpoints.exported import ExportedNetwork, export_model, load_exported, parity_check
+from umsi.inference.export import export_from_config
 from umsi.models import UMSI
-from umsi.train import CONFIG_DIR
+from umsi.paths import CONFIG_DIR
 
 CLASSES = ["a", "b", "c", "d", "e", "f"]
 # (constructor, input size): the default network, and the released one's TF "same" padding and TF1 bilinear

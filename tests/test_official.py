@@ -21,11 +21,11 @@ from torch import nn
 
 import keras_reference as ref
 from keras_h5 import official_keras_layers, write_keras_h5
+from umsi.inference.probe import suggested_order
 from umsi.models import UMSI, count_parameters
 from umsi.models.tf_ops import Conv2dTFSame, MaxPool2dTFSame, resize_bilinear
 from umsi.official import ConversionError, convert, convert_keras_file, keras_to_torch, read_keras_h5
 from umsi.official.keras_layout import official_layers
-from umsi.official.probe import suggested_order
 
 
 def nchw(x: np.ndarray) -> torch.Tensor:
@@ -403,7 +403,7 @@ def test_eval_reports_an_official_row(converted: Path, synthetic_root: Path, tmp
     from hydra import compose, initialize_config_dir
 
     from umsi.evaluation.runner import evaluate
-    from umsi.train import CONFIG_DIR
+    from umsi.paths import CONFIG_DIR
 
     with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
         cfg = compose(
@@ -424,7 +424,7 @@ def test_eval_reports_an_official_row(converted: Path, synthetic_root: Path, tmp
 
 def test_probe_classes_prints_a_histogram(converted: Path, synthetic_root: Path) -> None:
     folders = [synthetic_root / "imp1k" / "imgs" / "webpages", synthetic_root / "salicon" / "images" / "val"]
-    cmd = [sys.executable, "-m", "umsi.official.probe", str(converted), *map(str, folders), "--limit", "3"]
+    cmd = [sys.executable, "-m", "umsi.cli.probe_classes", str(converted), *map(str, folders), "--limit", "3"]
     result = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
     rows = [line for line in result.stdout.splitlines() if line.startswith(("| webpages |", "| val |"))]

@@ -20,7 +20,7 @@ from PIL import Image
 import umsi
 from umsi.inference.predict import run_predict
 from umsi.models import UMSI
-from umsi.train import CONFIG_DIR
+from umsi.paths import CONFIG_DIR
 
 CLASSES = ["advertisements", "infographics", "mobile_uis", "movie_posters", "webpages", "natural_images"]
 SIZES = {"odd.png": (37, 53), "wide.jpg": (6, 400), "tall.png": (401, 7), "square.jpg": (64, 64)}
@@ -159,8 +159,8 @@ def test_cli_heatmap_is_the_api_heatmap(checkpoint: Path, images: Path, tmp_path
 
 
 def test_predict_runs_an_exported_onnx_model(checkpoint: Path, images: Path, tmp_path: Path) -> None:
-    from umsi.evaluation.loading import load_model
-    from umsi.inference.export import export_metadata, export_model
+    from umsi.checkpoints.exported import export_metadata, export_model
+    from umsi.checkpoints.loading import load_model
 
     loaded = load_model(checkpoint)
     onnx_path = export_model(loaded.model, tmp_path / "tiny.onnx", "onnx", (32, 40), export_metadata(loaded, (32, 40)))

@@ -14,14 +14,14 @@ from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
 from conftest import tiny_overrides
-from umsi.train import CONFIG_DIR
+from umsi.paths import CONFIG_DIR
 from umsi.training.runner import _wandb_overrides, run, summary_value
 
 
 def _cli(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
     env = {**os.environ, "WANDB_MODE": "disabled"}
     return subprocess.run(
-        [sys.executable, "-m", "umsi.train", *args], capture_output=True, text=True, env=env, cwd=cwd, timeout=600
+        [sys.executable, "-m", "umsi.cli.train", *args], capture_output=True, text=True, env=env, cwd=cwd, timeout=600
     )
 
 

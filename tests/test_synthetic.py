@@ -12,8 +12,9 @@ import numpy as np
 import pytest
 import scipy.io
 
+from umsi.cli.make_synthetic import main
 from umsi.data import synthetic
-from umsi.data.synthetic import IMP1K_CLASSES, SALICON_CLASS, generate, main
+from umsi.data.synthetic import IMP1K_CLASSES, SALICON_CLASS, generate
 
 TINY = dict(
     salicon_train=4, salicon_val=2, imp1k_per_class=6, imp1k_val_per_class=2, gdi_train=4, gdi_val=3, progress=False

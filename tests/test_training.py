@@ -125,7 +125,7 @@ def test_cli_multirun_writes_separate_job_folders(synthetic_root: Path, tmp_path
     keep = ("paths.output_dir", "paths.root_dir")
     overrides = [o for o in tiny_overrides(synthetic_root, tmp_path) if not o.startswith(keep)]
     env = {**os.environ, "WANDB_MODE": "disabled"}
-    cmd = [sys.executable, "-m", "umsi.train", "-m", "stage=pretrain", "loss.cc=-3,-1", *overrides]
+    cmd = [sys.executable, "-m", "umsi.cli.train", "-m", "stage=pretrain", "loss.cc=-3,-1", *overrides]
     result = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600, cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     sweeps = list((tmp_path / "outputs" / "multirun").glob("*/*"))
@@ -134,7 +134,7 @@ def test_cli_multirun_writes_separate_job_folders(synthetic_root: Path, tmp_path
         assert (sweeps[0] / job / "summary.json").is_file()
         assert f"cc: {cc}" in (sweeps[0] / job / "config.yaml").read_text()
     table = subprocess.run(
-        [sys.executable, "-m", "umsi.compare", str(sweeps[0]), "--output", str(tmp_path / "cmp")],
+        [sys.executable, "-m", "umsi.cli.compare", str(sweeps[0]), "--output", str(tmp_path / "cmp")],
         capture_output=True,
         text=True,
         timeout=120,

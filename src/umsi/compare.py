@@ -1,4 +1,4 @@
-"""``umsi-compare`` / ``python -m umsi.compare``: a table of local training runs (offline, no W&B needed).
+"""``umsi-compare``: a table of local training runs (offline, no W&B needed).
 
 Reads what ``umsi-train`` leaves in a run folder: ``.hydra/config.yaml`` and ``overrides.yaml``, ``summary.json``
 (final metrics), ``train.log`` (wall time when summary.json has no ``wall_seconds``) and the last stage's
@@ -8,7 +8,6 @@ Reads what ``umsi-train`` leaves in a run folder: ``.hydra/config.yaml`` and ``o
 
 from __future__ import annotations
 
-import argparse
 import csv
 import io
 import json
@@ -16,7 +15,6 @@ import logging
 import math
 import os
 import re
-import sys
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -490,61 +488,32 @@ def plot_curves(runs: Sequence[RunInfo], metrics: Sequence[str] = PLOT_METRICS) 
     return image
 
 
-# ---------------------------------------------------------------------------------------------------- CLI
+def write_comparison(
+    paths: Sequence[str | Path],
+    out_dir: str | Path | None = None,
+    sort: str = "cc",
+    reverse: bool = False,
+    plot: bool = False,
+) -> tuple[list[dict[str, Any]], Path]:
+    """Find the runs under ``paths``, build the comparison table sorted by ``sort`` (a column name or alias, see
+    :func:`sort_column`), and write ``compare.md``, ``compare.csv`` (and ``val_curves.png`` with ``plot``) to
+    ``out_dir`` (default ``outputs/compare/<date>-<time>``). Returns (table, out_dir).
 
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """``umsi-compare RUN_OR_SWEEP_DIR… [--output DIR] [--plot] [--sort METRIC]``; 2 on bad input."""
-    parser = argparse.ArgumentParser(
-        prog="umsi-compare",
-        description="Compare local umsi-train runs: config keys that differ, final metrics (summary.json), "
-        "best validation metrics of the last stage (csv/metrics.csv) and wall time.",
-    )
-    parser.add_argument(
-        "paths",
-        nargs="+",
-        metavar="RUN_OR_SWEEP_DIR",
-        help="a run folder, a multirun sweep folder, or a folder of runs (e.g. outputs/)",
-    )
-    parser.add_argument("--output", type=Path, help="where compare.md/.csv go (default: outputs/compare/<date>-<time>)")
-    parser.add_argument("--plot", action="store_true", help="also draw val/cc and val/loss per epoch (val_curves.png)")
-    parser.add_argument(
-        "--sort",
-        default="cc",
-        metavar="METRIC",
-        help="column to sort by: cc (default, final, highest first), kl, acc, val/cc, val/loss, "
-        "wall_s, run or a config key; kl/loss/wall lowest first",
-    )
-    parser.add_argument("--reverse", action="store_true", help="flip the sort direction")
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.WARNING, format="umsi-compare: %(message)s")
-
-    try:
-        paths = find_runs(args.paths)
-    except FileNotFoundError as err:
-        print(f"umsi-compare: {err}", file=sys.stderr)
-        return 2
-    if not paths:
-        print(f"umsi-compare: no runs found under {' '.join(args.paths)}", file=sys.stderr)
-        return 2
-    runs = load_runs(paths)
+    Raises FileNotFoundError for a missing path or when no run is found, ValueError for an unknown sort column.
+    """
+    found = find_runs(paths)
+    if not found:
+        raise FileNotFoundError(f"no runs found under {' '.join(map(str, paths))}")
+    runs = load_runs(found)
     table = comparison_table(runs)
-    column = sort_column(args.sort)
+    column = sort_column(sort)
     if column not in table[0]:
-        print(f"umsi-compare: --sort {args.sort}: not a column; choose one of {', '.join(table[0])}", file=sys.stderr)
-        return 2
-    table = sort_table(table, column, args.reverse)
-
-    out_dir = args.output or Path("outputs", "compare", datetime.now().strftime("%Y-%m-%d-%H-%M-%S"))
-    write_markdown(out_dir / "compare.md", table)
-    write_csv(out_dir / "compare.csv", table)
-    if args.plot:
+        raise ValueError(f"--sort {sort}: not a column; choose one of {', '.join(table[0])}")
+    table = sort_table(table, column, reverse)
+    out = Path(out_dir) if out_dir else Path("outputs", "compare", datetime.now().strftime("%Y-%m-%d-%H-%M-%S"))
+    write_markdown(out / "compare.md", table)
+    write_csv(out / "compare.csv", table)
+    if plot:
         order = {row["run"]: i for i, row in enumerate(table)}
-        write_image(out_dir / "val_curves.png", plot_curves(sorted(runs, key=lambda r: order[r.name])))
-    print(markdown_table(table), end="")
-    print(f"{len(runs)} runs; written to {out_dir}", file=sys.stderr)
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+        write_image(out / "val_curves.png", plot_curves(sorted(runs, key=lambda r: order[r.name])))
+    return table, out

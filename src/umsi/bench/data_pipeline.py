@@ -19,10 +19,8 @@ Run ``python -m umsi.bench.data_pipeline [--quick] [--out result.json]``.
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import io
-import json
 import math
 import os
 import platform
@@ -41,8 +39,9 @@ import torch
 from PIL import Image
 from torch.utils.data import DataLoader, default_collate
 
-from umsi.data.datasets import SaliencyDataset, read_image_bgr, read_map
+from umsi.data.datasets import SaliencyDataset
 from umsi.data.layouts import SaliencyItem, read_salicon_fixations, salicon_items
+from umsi.data.readers import read_image_bgr, read_map
 from umsi.data.transforms import (
     LetterboxGeometry,
     SampleTransform,
@@ -53,7 +52,7 @@ from umsi.data.transforms import (
     seed_augmentation_worker,
 )
 
-__all__ = ["GPU_TRAIN_CEILING", "bench_data_pipeline", "letterbox_from", "main", "reduction_factor"]
+__all__ = ["GPU_TRAIN_CEILING", "bench_data_pipeline", "letterbox_from", "reduction_factor"]
 
 GPU_TRAIN_CEILING = 208
 """images/s of a UMSI-shaped network training at batch 32 with bf16 on one H200 (shared/docs/engineering-notes.md)."""
@@ -484,40 +483,3 @@ def bench_data_pipeline(
             }
     result["seconds"] = time.perf_counter() - start
     return result
-
-
-def main(argv: Sequence[str] | None = None) -> None:
-    """CLI: print (or write) the result as JSON."""
-    p = argparse.ArgumentParser(description="Benchmark JPEG decoding, the per-sample transform and the DataLoader.")
-    p.add_argument("--image-dir", type=Path, default=None, help="SALICON root or JPEG folder (default: synthetic)")
-    p.add_argument("--n-images", type=int, default=200)
-    p.add_argument("--input-size", type=int, nargs=2, default=(240, 320), metavar=("H", "W"))
-    p.add_argument("--repeats", type=int, default=1)
-    p.add_argument("--workers", type=int, nargs="+", default=(0, 1, 2))
-    p.add_argument("--augment", action="store_true", help="augment in the DataLoader part")
-    p.add_argument("--epochs", type=int, default=2, help="DataLoader epochs per setting")
-    p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--quick", action="store_true", help="8 images of 48×64, input 24×32, workers 0 1")
-    p.add_argument("--out", type=Path, default=None, help="write the JSON here instead of printing it")
-    args = p.parse_args(argv)
-    kwargs: dict[str, Any] = dict(
-        image_dir=args.image_dir,
-        n_images=args.n_images,
-        input_size=tuple(args.input_size),
-        repeats=args.repeats,
-        workers=tuple(args.workers),
-        augment=args.augment,
-        epochs=args.epochs,
-        batch_size=args.batch_size,
-    )
-    if args.quick:
-        kwargs.update(n_images=8, input_size=(24, 32), image_size=(48, 64), workers=(0, 1), batch_size=4)
-    text = json.dumps(bench_data_pipeline(**kwargs), indent=2)
-    if args.out is None:
-        print(text)
-    else:
-        args.out.write_text(text + "\n")
-
-
-if __name__ == "__main__":
-    main()

@@ -11,9 +11,7 @@ Run ``python -m umsi.bench.metrics [--quick] [--out result.json]`` (pysaliency i
 
 from __future__ import annotations
 
-import argparse
 import contextlib
-import json
 import time
 import warnings
 from collections.abc import Callable, Iterator, Sequence
@@ -25,7 +23,7 @@ import torch
 
 from umsi.metrics import functional as M
 
-__all__ = ["TARGET_SPEEDUP", "bench_metrics", "main", "make_inputs"]
+__all__ = ["TARGET_SPEEDUP", "bench_metrics", "make_inputs"]
 
 TARGET_SPEEDUP = 10.0
 """The issue's goal: torch at least this many times faster than the pysaliency loop."""
@@ -231,31 +229,3 @@ def bench_metrics(
         "setup_s": setup_s,
         "seconds": time.perf_counter() - start,
     }
-
-
-def main(argv: Sequence[str] | None = None) -> None:
-    """CLI: print (or write) the result as JSON."""
-    p = argparse.ArgumentParser(description="Benchmark the batched torch saliency metrics against pysaliency.")
-    p.add_argument("--n-maps", type=int, default=100)
-    p.add_argument("--size", type=int, nargs=2, default=(480, 640), metavar=("H", "W"))
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--device", default=None, help="torch device (default: cuda when available, else cpu)")
-    p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--repeats", type=int, default=1)
-    p.add_argument("--quick", action="store_true", help="4 maps of 48×64")
-    p.add_argument("--out", type=str, default=None, help="write the JSON here instead of printing it")
-    args = p.parse_args(argv)
-    n_maps, size = (4, (48, 64)) if args.quick else (args.n_maps, tuple(args.size))
-    result = bench_metrics(
-        n_maps, size, args.seed, device=args.device, batch_size=args.batch_size, repeats=args.repeats
-    )
-    text = json.dumps(result, indent=2)
-    if args.out is None:
-        print(text)
-    else:
-        with open(args.out, "w") as f:
-            f.write(text + "\n")
-
-
-if __name__ == "__main__":
-    main()

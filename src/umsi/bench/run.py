@@ -1,4 +1,4 @@
-"""``umsi-bench`` / ``make bench``: every benchmark in one run → ``outputs/bench/<date>/bench.json`` and ``bench.md``.
+"""Every benchmark in one run (``umsi-bench`` / ``make bench``) → ``outputs/bench/<date>/bench.json`` and ``bench.md``.
 
 On a GPU: training at 240×320, batch 32, bf16 (the framework vs a plain loop, side by side), inference at batch 1
 and 64 in fp32/bf16 with channels_last and torch.compile, the data pipeline, metrics and peak memory. On a CPU the
@@ -8,7 +8,6 @@ asserted; the targets of the performance issue are reported as met or not.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import platform
@@ -106,7 +105,7 @@ def run_benchmarks(
 ) -> dict:
     from umsi.bench import model as model_bench
     from umsi.data.synthetic import generate
-    from umsi.train import CONFIG_DIR
+    from umsi.paths import CONFIG_DIR
 
     p = profile(device, quick)
     p["compile"] = p["compile"] or compile_model
@@ -291,28 +290,22 @@ def markdown_report(results: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def write_benchmarks(
+    out: str | Path | None = None,
+    device: str = "auto",
+    quick: bool = False,
+    parts: Sequence[str] = ("training", "inference", "data", "metrics"),
+    data: Path | None = None,
+    compile_model: bool = False,
+) -> tuple[str, Path]:
+    """Run the benchmarks and write ``bench.json`` and ``bench.md`` to ``out`` (default ``outputs/bench/<date>``);
+    returns (the Markdown report, out). ``device`` auto = cuda when available."""
     from umsi.utils.io import atomic_write, write_json
 
-    parser = argparse.ArgumentParser(prog="umsi-bench", description=__doc__.split("\n")[0])
-    parser.add_argument("--device", default="auto", help="auto | cpu | cuda")
-    parser.add_argument("--out", type=Path, default=None, help="default: outputs/bench/<date>")
-    parser.add_argument("--quick", action="store_true", help="tiny sizes (a smoke test of the benchmark code)")
-    parser.add_argument("--parts", default="training,inference,data,metrics", help="comma-separated subset")
-    parser.add_argument("--compile", action="store_true", help="also time torch.compile in the inference bench")
-    parser.add_argument("--data", type=Path, default=None, help="a dataset root (salicon/…); default: synthetic")
-    args = parser.parse_args(argv)
-    device = ("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device
-    out = args.out or Path("outputs") / "bench" / datetime.now().strftime("%Y-%m-%d")
-    parts = [p.strip() for p in args.parts.split(",")]
-    results = run_benchmarks(out, device, args.quick, parts, args.data, args.compile)
+    device = ("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device
+    out = Path(out) if out else Path("outputs") / "bench" / datetime.now().strftime("%Y-%m-%d")
+    results = run_benchmarks(out, device, quick, list(parts), data, compile_model)
     write_json(out / "bench.json", results)
     report = markdown_report(results)
     atomic_write(out / "bench.md", lambda tmp: tmp.write_text(report))
-    print(report)
-    print(f"wrote {out / 'bench.json'} and {out / 'bench.md'}")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+    return report, out

@@ -29,8 +29,8 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from umsi.data.datasets import read_image_bgr, read_map
 from umsi.data.layouts import SaliencyItem, read_salicon_fixations
+from umsi.data.readers import read_image_bgr, read_map
 from umsi.data.transforms import letterbox
 from umsi.utils.io import atomic_write, write_json
 

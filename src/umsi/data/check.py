@@ -1,4 +1,4 @@
-"""``umsi-data-check`` / ``python -m umsi.data.check data=<salicon|imp1k|gdi>``: validate a dataset tree.
+"""Validate a dataset tree (what ``umsi-data-check data=<salicon|imp1k|gdi>`` runs, and training before it starts).
 
 Every file of the layout (see :mod:`umsi.data.layouts`) is opened the way training opens it; each problem is
 reported with its path, what is wrong and a one-line fix. Errors would stop or corrupt training (missing
@@ -11,7 +11,6 @@ or colour maps, maps of another size, constant maps). Exit code: 0 clean or warn
 from __future__ import annotations
 
 import json
-import sys
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,7 +22,6 @@ from omegaconf import DictConfig
 from PIL import Image
 from tqdm import tqdm
 
-from umsi.config_check import hydra_cli
 from umsi.data.layouts import (
     GDI_LIST_FILES,
     GDI_SPLITS,
@@ -36,9 +34,8 @@ from umsi.data.layouts import (
     read_salicon_fixations,
 )
 from umsi.errors import UserError
-from umsi.train import CONFIG_DIR
 
-__all__ = ["DatasetConfigError", "Problem", "check_dataset", "layout_kind", "main", "run", "scan_dataset"]
+__all__ = ["DatasetConfigError", "Problem", "check_dataset", "format_report", "layout_kind", "scan_dataset"]
 
 Severity = Literal["error", "warning"]
 KINDS = ("salicon", "imp1k", "gdi")
@@ -470,25 +467,3 @@ def format_report(problems: Iterable[Problem], files_checked: int, max_shown: in
         f"{files_checked} files checked: {errors} error{'s' * (errors != 1)}, {warnings} warning{'s' * (warnings != 1)}"
     )
     return "\n".join(lines)
-
-
-def run(cfg: DictConfig) -> int:
-    """Check ``cfg.data``, print the report; the exit code (0 clean/warnings, 1 errors, 2 bad config)."""
-    try:
-        problems, files = scan_dataset(cfg.data, progress=bool(cfg.get("progress", True)))
-    except DatasetConfigError as err:
-        print(f"config error: {err}", file=sys.stderr)
-        return 2
-    max_shown = cfg.get("max_problems_shown", 50)
-    print(format_report(problems, files, None if max_shown is None else int(max_shown)))
-    return 1 if any(p.severity == "error" for p in problems) else 0
-
-
-@hydra_cli("data_check", config_dir=CONFIG_DIR)
-def main(cfg: DictConfig) -> None:
-    """Entry point of ``umsi-data-check``."""
-    sys.exit(run(cfg))
-
-
-if __name__ == "__main__":
-    main()

@@ -23,7 +23,6 @@ A tree whose ``.complete`` predates GDI (no ``gdi/train.txt`` / ``gdi/valid.txt`
 
 from __future__ import annotations
 
-import argparse
 import colorsys
 import io
 import json
@@ -39,7 +38,7 @@ import numpy as np
 import scipy.io
 from tqdm import tqdm
 
-__all__ = ["IMP1K_CLASSES", "SALICON_CLASS", "generate", "main"]
+__all__ = ["IMP1K_CLASSES", "SALICON_CLASS", "describe", "generate"]
 
 log = logging.getLogger(__name__)
 
@@ -761,8 +760,9 @@ def generate(
     return out
 
 
-def _summary(out: Path) -> str:
-    """Counts of the files present under ``out``."""
+def describe(out: str | Path) -> str:
+    """Counts of the files present under ``out``: one line."""
+    out = Path(out)
     sal = {s: len(list((out / "salicon" / "images" / s).glob("*.jpg"))) for s in ("train", "val")}
     split = json.loads((out / "imp1k" / _SPLIT_FILE).read_text())
     gdi = {s: len((out / "gdi" / name).read_text().split()) for s, name in _GDI_LISTS.items()}
@@ -771,39 +771,3 @@ def _summary(out: Path) -> str:
         f"Imp1k ({len(IMP1K_CLASSES)} classes): {len(split[0])} train / {len(split[1])} test; "
         f"GDI: {gdi['train']} train / {gdi['val']} val"
     )
-
-
-def main(argv: Sequence[str] | None = None) -> None:
-    """CLI: ``python -m umsi.data.synthetic --out data/synthetic [options]``."""
-    p = argparse.ArgumentParser(description="Write deterministic synthetic SALICON-, Imp1k- and GDI-style data.")
-    p.add_argument("--out", required=True, type=Path, help="output folder")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--salicon-train", type=int, default=400)
-    p.add_argument("--salicon-val", type=int, default=50)
-    p.add_argument("--salicon-size", type=int, nargs=2, default=(240, 320), metavar=("H", "W"))
-    p.add_argument("--imp1k-per-class", type=int, default=48)
-    p.add_argument("--imp1k-val-per-class", type=int, default=8)
-    p.add_argument("--gdi-train", type=int, default=40)
-    p.add_argument("--gdi-val", type=int, default=10)
-    p.add_argument("--overwrite", action="store_true", help="regenerate even if <out>/.complete exists")
-    p.add_argument("--no-progress", action="store_true")
-    args = p.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
-    out = generate(
-        args.out,
-        seed=args.seed,
-        salicon_train=args.salicon_train,
-        salicon_val=args.salicon_val,
-        imp1k_per_class=args.imp1k_per_class,
-        imp1k_val_per_class=args.imp1k_val_per_class,
-        gdi_train=args.gdi_train,
-        gdi_val=args.gdi_val,
-        salicon_size=tuple(args.salicon_size),
-        progress=not args.no_progress,
-        overwrite=args.overwrite,
-    )
-    print(f"synthetic data in {out}: {_summary(out)}")
-
-
-if __name__ == "__main__":
-    main()

@@ -1,6 +1,2 @@
-"""Evaluation: loading trained or converted models, scoring datasets at the ground-truth resolution, and the
-report in the paper's format (``umsi-eval``)."""
-
-from umsi.evaluation.loading import LoadedModel, find_latest_checkpoint, load_model
-
-__all__ = ["LoadedModel", "find_latest_checkpoint", "load_model"]
+"""Evaluation (``umsi-eval``): scoring datasets at the ground-truth resolution and the report in the paper's
+format. Loading models lives in :mod:`umsi.checkpoints`."""

@@ -12,10 +12,10 @@ from typing import Any
 import numpy as np
 from omegaconf import DictConfig
 
+from umsi.checkpoints.loading import LoadedModel, find_latest_checkpoint, load_model
 from umsi.data import layouts
-from umsi.data.datasets import read_image_bgr, read_map
+from umsi.data.readers import read_image_bgr, read_map
 from umsi.data.transforms import SampleTransform, unletterbox
-from umsi.evaluation.loading import LoadedModel, find_latest_checkpoint, load_model
 from umsi.evaluation.report import CENTER_BIAS, TABLES, tables_markdown, write_report
 from umsi.evaluation.scoring import OtherFixations, ScoringSettings, model_predictor, score
 from umsi.utils.io import write_image

@@ -17,10 +17,10 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
-from umsi.data.datasets import read_image_bgr, read_map
+from umsi.checkpoints.loading import LoadedModel
 from umsi.data.layouts import SaliencyItem, read_salicon_fixations
+from umsi.data.readers import read_image_bgr, read_map
 from umsi.data.transforms import SampleTransform, letterbox, unletterbox
-from umsi.evaluation.loading import LoadedModel
 from umsi.metrics import functional as M
 
 CONVENTIONS = ("umsi", "mit")

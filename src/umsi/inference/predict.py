@@ -1,4 +1,4 @@
-"""``umsi-predict ckpt=… input=<file|folder|glob> output=<folder>``: heatmap PNG, overlay JPEG and class
+"""What ``umsi-predict ckpt=… input=<file|folder|glob> output=<folder>`` does: heatmap PNG, overlay JPEG and class
 probabilities for every image, at each image's own size.
 
 Per image ``<name>_heatmap.png`` (8-bit, min–max scaled) and ``<name>_overlay.jpg``; for the run
@@ -23,19 +23,16 @@ from typing import Any
 import cv2
 import numpy as np
 import torch
-from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
-from umsi.config_check import hydra_cli
-from umsi.data.datasets import read_image_bgr
+from umsi.checkpoints.loading import resolve_checkpoint
 from umsi.data.layouts import IMAGE_SUFFIXES
+from umsi.data.readers import read_image_bgr
 from umsi.data.transforms import letterbox, normalize_image
 from umsi.errors import UserError
-from umsi.evaluation.loading import resolve_checkpoint
 from umsi.inference.predictor import Prediction, Predictor, load
-from umsi.train import CONFIG_DIR
 from umsi.utils.io import atomic_write, write_image, write_json
 from umsi.visualize import colormap_code, overlay_rgb
 
@@ -209,21 +206,3 @@ def run_predict(cfg: DictConfig, output: Path) -> int:
             print(f"  {source}: {error}", file=sys.stderr)
         return 1
     return 0
-
-
-@hydra_cli("predict", config_dir=CONFIG_DIR)
-def main(cfg: DictConfig) -> None:
-    output = Path(cfg.output or HydraConfig.get().runtime.output_dir)
-    try:
-        code = run_predict(cfg, output)
-    except (FileNotFoundError, ValueError) as err:
-        if isinstance(err, UserError):  # one line from hydra_cli, with its kind and exit code
-            raise
-        print(f"umsi-predict: error: {err}", file=sys.stderr)
-        code = 2
-    if code:
-        sys.exit(code)
-
-
-if __name__ == "__main__":
-    main()

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from umsi.data.datasets import read_image_bgr
+from umsi.data.readers import read_image_bgr
 from umsi.data.transforms import letterbox, normalize_image, unletterbox
 from umsi.metrics.functional import gaussian_blur
 from umsi.models.umsi import UMSIOutput
@@ -172,7 +172,7 @@ def load(path: str | Path, device: str = "cpu", precision: str = "32") -> Predic
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
     if path.suffix.lower() in EXPORTED_SUFFIXES:
-        from umsi.inference.export import load_exported
+        from umsi.checkpoints.exported import load_exported
 
         exported = load_exported(path, device=device)
         meta = exported.metadata
@@ -185,7 +185,7 @@ def load(path: str | Path, device: str = "cpu", precision: str = "32") -> Predic
             device="cpu" if path.suffix.lower() == ".onnx" else device,
             precision=precision,
         )
-    from umsi.evaluation.loading import load_model
+    from umsi.checkpoints.loading import load_model
 
     loaded = load_model(path, device=device)
     return Predictor(

@@ -11,8 +11,8 @@ import torch
 from hydra.utils import instantiate
 from torch import nn
 
+from umsi.checkpoints.files import load_matching, read_checkpoint
 from umsi.metrics.collection import ClassAccuracy, MeanSaliencyMetric
-from umsi.utils.checkpoints import load_matching, read_checkpoint
 
 log = logging.getLogger(__name__)
 

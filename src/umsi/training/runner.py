@@ -23,11 +23,11 @@ from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.loggers import WandbLogger
 
 from umsi.callbacks.handoff import best_checkpoint
+from umsi.checkpoints.files import SafeCheckpointIO
 from umsi.errors import MissingPathError
 from umsi.training.data_check import check_training_data
 from umsi.training.evaluate import evaluate, print_summary
 from umsi.training.module import UMSILitModule, load_weights
-from umsi.utils.checkpoints import SafeCheckpointIO
 from umsi.utils.io import atomic_write, remove_partial_files, write_json
 
 log = logging.getLogger(__name__)

@@ -1,4 +1,4 @@
-"""``umsi-probe-classes CKPT DIR…``: which classifier output fires for each folder of images.
+"""Which classifier output fires for each folder of images (what ``umsi-probe-classes CKPT DIR…`` prints).
 
 The released head's class-index order is undocumented (umsi-reference §6.3). Run the converted model on one
 folder per known class (SALICON val → natural_images, each Imp1k category folder) and read the order off the
@@ -7,8 +7,6 @@ histogram of predicted indices; then convert again with ``--class-order``.
 
 from __future__ import annotations
 
-import argparse
-import sys
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -16,9 +14,9 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from umsi.data.datasets import read_image_bgr
 from umsi.data.layouts import IMAGE_SUFFIXES
-from umsi.inference.predictor import Predictor, load
+from umsi.data.readers import read_image_bgr
+from umsi.inference.predictor import Predictor
 
 
 def folder_images(folder: Path, limit: int | None = None) -> list[Path]:
@@ -64,37 +62,16 @@ def suggested_order(histograms: dict[str, np.ndarray], class_names: Sequence[str
     return order if len(set(order)) == len(order) else None
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="umsi-probe-classes",
-        description="Histogram of predicted class indices per folder of images, to find the class order of a "
-        "converted head. Name each folder after its class (e.g. natural_images = SALICON val).",
-    )
-    parser.add_argument("checkpoint", type=Path, help="a checkpoint from umsi-convert-keras or umsi-train")
-    parser.add_argument("folders", type=Path, nargs="+", help="one folder of images per class")
-    parser.add_argument("--limit", type=int, default=None, help="at most this many images per folder")
-    parser.add_argument("--batch-size", type=int, default=8)
-    parser.add_argument("--device", default="cpu")
-    args = parser.parse_args(argv)
-    try:
-        predictor = load(args.checkpoint, device=args.device)
-        images = {folder: folder_images(folder, args.limit) for folder in args.folders}
-    except (FileNotFoundError, ValueError, RuntimeError) as err:
-        print(f"umsi-probe-classes: {err}", file=sys.stderr)
-        return 2
+def probe_folders(
+    predictor: Predictor, folders: Sequence[Path], limit: int | None = None, batch_size: int = 8
+) -> dict[str, np.ndarray]:
+    """Histogram of predicted class indices, (K,) int counts, per folder name. Raises FileNotFoundError for a
+    folder without images."""
+    images = {folder: folder_images(folder, limit) for folder in folders}
     num_classes = len(predictor.class_names)
-    histograms: dict[str, np.ndarray] = {}
-    for folder, files in images.items():
-        predicted = predicted_classes(predictor, files, args.batch_size, desc=folder.name)
-        histograms[folder.name] = np.bincount(predicted, minlength=num_classes)
-    print(histogram_table(histograms, predictor.class_names))
-    order = suggested_order(histograms, predictor.class_names)
-    if order is None:
-        print("\nNo consistent order: several folders share their most frequent index.")
-    else:
-        print(f"\nSuggested: umsi-convert-keras <file.h5> <out.ckpt> --class-order {','.join(order)}")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+    return {
+        folder.name: np.bincount(
+            predicted_classes(predictor, files, batch_size, desc=folder.name), minlength=num_classes
+        )
+        for folder, files in images.items()
+    }

@@ -13,8 +13,8 @@ from hydra.utils import instantiate
 from omegaconf import OmegaConf
 from torch import nn
 
+from umsi.checkpoints.files import load_matching, read_checkpoint
 from umsi.errors import CheckpointError, MissingPathError
-from umsi.utils.checkpoints import load_matching, read_checkpoint
 
 log = logging.getLogger(__name__)
 
