@@ -199,6 +199,35 @@ def test_missing_data_root(train: Callable[..., Any], tmp_path: Path) -> None:
     assert code == 2 and line.startswith(f"umsi-train: missing path: data.salicon_root={missing / 'salicon'} ")
 
 
+def test_missing_paths_are_refused_before_a_run_folder_exists(train: Callable[..., Any], tmp_path: Path) -> None:
+    run_dir = tmp_path / "run"
+    code, line = train("stage=pretrain", f"paths.datasets_dir={tmp_path / 'nowhere'}", f"hydra.run.dir={run_dir}")
+    assert code == 2 and line.startswith("umsi-train: missing path: data.root=")
+    assert not run_dir.exists()
+
+
+def test_precheck_runs_on_the_composed_config_before_hydra(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    seen: list[Any] = []
+
+    def precheck(cfg: Any) -> None:
+        seen.append((cfg.data.root, cfg.loss.kl, cfg.hydra.runtime.cwd))
+        raise ConfigError("refused by the precheck")
+
+    def task(cfg: Any) -> None:
+        raise AssertionError("the task must not run")
+
+    run_dir = tmp_path / "run"
+    argv = ["umsi-train", "-m", "loss.kl=4,5", f"hydra.sweep.dir={run_dir}"]
+    code, err = _cli(
+        hydra_cli("train", config_dir=CONFIG_DIR, precheck=precheck)(task), argv, monkeypatch, capsys, tmp_path
+    )
+    assert code == 2 and _one_line(err) == "umsi-train: config error: refused by the precheck"
+    assert seen == [(str(tmp_path / "data" / "synthetic" / "imp1k"), 4, str(tmp_path))]  # resolved, first value
+    assert not run_dir.exists()
+
+
 @pytest.mark.parametrize(
     ("key", "fix"),
     [("init_ckpt", "the weights to start from"), ("ckpt_path", "a Lightning checkpoint to resume from")],

@@ -9,21 +9,29 @@ from __future__ import annotations
 
 
 class UserError(Exception):
-    """A problem with the input (config, data, weights file) rather than a bug; ``exit_code`` for the CLI."""
+    """A problem with the input (config, data, weights file) rather than a bug; ``exit_code`` and ``kind`` (the word
+    in ``<tool>: <kind>: <message>``) for the CLI."""
 
     exit_code = 2
+    kind = "error"
 
 
 class ConfigError(UserError, ValueError):
     """A config value is unknown, of the wrong type or out of range; the message names the key and the fix."""
 
+    kind = "config error"
+
 
 class MissingPathError(UserError, FileNotFoundError):
     """A file or folder named by a config key does not exist; the message names the key."""
 
+    kind = "missing path"
+
 
 class CheckpointError(UserError, ValueError):
     """A checkpoint cannot be read (truncated, corrupt, unsafe content) or does not fit the model."""
+
+    kind = "checkpoint error"
 
 
 class DataFileError(UserError, OSError):
@@ -33,5 +41,7 @@ class DataFileError(UserError, OSError):
 
 class InvalidDatasetError(UserError, ValueError):
     """The data check found errors and ``data.skip_invalid`` is off; the message lists them."""
+
+    kind = "invalid dataset"
 
     exit_code = 1

@@ -1,16 +1,18 @@
-"""Config errors as one-line messages: check the command line before Hydra runs, report user errors without a traceback.
+"""Config errors as one-line messages, before Hydra makes a run folder, and user errors without a traceback.
 
 ``@hydra_cli("train", config_dir=CONFIG_DIR)`` replaces ``@hydra.main`` in the command-line tools:
 
-* before Hydra starts, :func:`check_overrides` composes the config with the command-line overrides (the first
-  value of each sweep) and rejects unknown keys (with a close match as suggestion), unknown config-group
-  options and values whose type does not fit the default (an integer key given ``abc`` or ``1.5``…);
-* inside the job, ``check`` (e.g. :func:`check_train_paths`) runs on the composed config, and a
-  :class:`~umsi.errors.UserError`, or an OmegaConf error about a key, ends the tool with
-  ``<tool>: <kind>: <message>`` on stderr and the error's exit code. Any other exception (a bug) keeps its
-  traceback.
+* before Hydra starts, :func:`check_overrides` lets Hydra and OmegaConf judge the command line: Hydra composes the
+  config-group choices (and refuses an unknown option), then every value override, each value of a sweep, is set
+  on a struct-mode copy of the composed defaults whose values carry the type of their default
+  (:func:`typed_config`), so OmegaConf refuses an unknown key or a value that does not convert. The errors come
+  out as one line with the closest key or option;
+* ``precheck(cfg)`` runs on that composed config, still before any run folder exists;
+* inside the job, ``check(cfg)`` runs before the task; a :class:`~umsi.errors.UserError`, or an OmegaConf error about
+  a key, ends the tool with ``<tool>: <kind>: <message>`` on stderr and the error's exit code. Any other exception
+  (a bug) keeps its traceback.
 
-Nothing here imports torch: the check costs two config compositions (~0.2 s).
+Nothing here imports torch.
 """
 
 from __future__ import annotations
@@ -25,35 +27,37 @@ import logging
 import os
 import sys
 from collections.abc import Callable, Iterator, Sequence
-from pathlib import Path
 from typing import Any, NoReturn
 
 import hydra
 from hydra import compose, initialize_config_dir
 from hydra.core.config_loader import ConfigLoader
 from hydra.core.global_hydra import GlobalHydra
+from hydra.core.hydra_config import HydraConfig
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.override_parser.types import ChoiceSweep, Glob, IntervalSweep, Override, QuotedString, RangeSweep
 from hydra.errors import HydraException
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import (
     ConfigAttributeError,
     ConfigKeyError,
     InterpolationResolutionError,
     MissingMandatoryValue,
     OmegaConfBaseException,
+    ValidationError,
 )
+from omegaconf.nodes import AnyNode, BooleanNode, FloatNode, IntegerNode, Node, StringNode
 
-from umsi.errors import ConfigError, MissingPathError, UserError
+from umsi.errors import ConfigError, UserError
 
 __all__ = [
     "check_command_line",
     "check_overrides",
-    "check_train_paths",
     "describe_error",
     "hydra_cli",
     "report_error",
     "tool_name",
+    "typed_config",
 ]
 
 log = logging.getLogger(__name__)
@@ -62,18 +66,14 @@ TaskFunction = Callable[[DictConfig], Any]
 CONFIG_ERRORS = (UserError, ConfigAttributeError, ConfigKeyError, InterpolationResolutionError, MissingMandatoryValue)
 # keys whose default is an int but which legitimately take other types (Lightning: 1, [0, 1] or "auto")
 ANY_TYPE_KEYS = frozenset({"trainer.devices"})
-# what a UserError is called in the one-line message, by class name along its MRO (first match wins)
-KINDS = {
-    "ConfigError": "config error",
-    "DatasetConfigError": "config error",
-    "PredictError": "config error",
-    "MissingPathError": "missing path",
-    "CheckpointError": "checkpoint error",
-    "InvalidDatasetError": "invalid dataset",
-    "DatasetLayoutError": "dataset error",
-    "ConversionError": "conversion error",
+# what a value must be, by the type of the default OmegaConf refused it for (bool before int: True is an int)
+EXPECTED = {
+    bool: "must be true or false",
+    int: "must be an integer",
+    float: "must be a number",
+    list: "must be a list, e.g. [a,b]",
+    dict: "must be a group of keys, e.g. {key: value}",
 }
-SYNTHETIC_HINT = "or generate the synthetic one with `umsi-make-synthetic --out data/synthetic`"
 _ABSENT = object()
 _MAX_SWEEP_VALUES = 100  # values of one sweep whose types are checked
 
@@ -94,8 +94,7 @@ def _first_line(text: str) -> str:
 def describe_error(err: BaseException) -> tuple[str, str]:
     """``(kind, message)`` of a user error; OmegaConf errors become one line naming the full key."""
     if isinstance(err, UserError):
-        kind = next((KINDS[c.__name__] for c in type(err).__mro__ if c.__name__ in KINDS), "error")
-        return kind, str(err)
+        return err.kind, str(err)
     if isinstance(err, OmegaConfBaseException):
         key = getattr(err, "full_key", None) or ""
         detail = _first_line(getattr(err, "msg", None) or str(err))
@@ -188,17 +187,28 @@ def _one_line(err: BaseException) -> str:
     return message
 
 
-def _lookup(tree: Any, key: str) -> tuple[bool, Any]:
-    """``(found, value)`` of a dotted key in a config container (list items by index)."""
-    node = tree
-    for part in key.split("."):
-        if isinstance(node, dict) and part in node:
-            node = node[part]
-        elif isinstance(node, list) and part.isdigit() and int(part) < len(node):
-            node = node[int(part)]
-        else:
-            return False, None
-    return True, node
+def _typed_node(value: Any, key: str = "") -> Node | DictConfig | ListConfig:
+    if isinstance(value, dict):
+        return DictConfig(
+            {k: _typed_node(v, f"{key}.{k}".lstrip(".")) for k, v in value.items()}, ref_type=dict[str, Any]
+        )
+    if isinstance(value, list):
+        return ListConfig([_typed_node(v) for v in value], ref_type=list[Any])
+    if value is None or key in ANY_TYPE_KEYS or (isinstance(value, str) and "${" in value):
+        return AnyNode(value)
+    for python_type, node_type in ((bool, BooleanNode), (int, IntegerNode), (float, FloatNode), (str, StringNode)):
+        if isinstance(value, python_type):
+            return node_type(value, is_optional=True)
+    return AnyNode(value)
+
+
+def typed_config(defaults: DictConfig) -> DictConfig:
+    """A struct-mode copy of ``defaults`` in which every value has the type of its default (an integer stays an
+    integer, a list a list …; ``null`` defaults, interpolations and ``ANY_TYPE_KEYS`` take anything), so OmegaConf
+    itself refuses unknown keys (``ConfigAttributeError``) and values that do not convert (``ValidationError``)."""
+    typed = _typed_node(OmegaConf.to_container(defaults, resolve=False))
+    OmegaConf.set_struct(typed, True)
+    return typed  # type: ignore[return-value]
 
 
 def _all_keys(tree: Any, prefix: str = "") -> Iterator[str]:
@@ -236,12 +246,13 @@ def _suggestion(tree: dict[str, Any], key: str) -> str | None:
     return next((k for k in keys if close and k.rsplit(".", 1)[-1] == close[0]), None)
 
 
-def _unknown_key(tree: dict[str, Any], key: str, tool: str, config_name: str, delete: bool) -> ConfigError:
-    found, parent = _lookup(tree, key.rsplit(".", 1)[0]) if "." in key else (True, tree)
-    if found and parent is not None and not isinstance(parent, dict | list):
+def _unknown_key(defaults: DictConfig, key: str, tool: str, config_name: str, delete: bool) -> ConfigError:
+    parent = OmegaConf.select(defaults, key.rsplit(".", 1)[0], default=None) if "." in key else defaults
+    if parent is not None and not OmegaConf.is_config(parent):
         where = f"'{key.rsplit('.', 1)[0]}' is a value, not a group of keys."
     else:
-        suggestion = _suggestion(tree, key)
+        tree = OmegaConf.to_container(defaults, resolve=False)
+        suggestion = _suggestion({k: v for k, v in tree.items() if k != "hydra"}, key)  # type: ignore[union-attr]
         where = (
             f"did you mean '{suggestion}'?"
             if suggestion
@@ -265,47 +276,48 @@ def _show(value: Any) -> str:
     return str(value)
 
 
-def _type_problem(value: Any, default: Any) -> str | None:
-    """What ``value`` should be, judged by the type of the default; ``None`` when it fits. ``null`` and
-    interpolations always fit; str and null defaults take anything."""
-    if value is None or (isinstance(value, str) and "${" in value):
-        return None
-    if isinstance(default, bool):
-        return None if isinstance(value, bool) else "must be true or false"
-    if isinstance(default, int):
-        return None if isinstance(value, int) and not isinstance(value, bool) else "must be an integer"
-    if isinstance(default, float):
-        return None if isinstance(value, int | float) and not isinstance(value, bool) else "must be a number"
-    if isinstance(default, list):
-        return None if isinstance(value, list) else "must be a list, e.g. [a,b]"
-    if isinstance(default, dict):
-        return None if isinstance(value, dict) else "must be a group of keys, e.g. {key: value}"
-    return None
+def _has(defaults: DictConfig, key: str) -> bool:
+    return OmegaConf.select(defaults, key, default=_ABSENT, throw_on_resolution_failure=False) is not _ABSENT
 
 
-def _typed_default(defaults: DictConfig, key: str, raw: Any) -> Any:
-    """The default as a plain value; an interpolation is resolved where it can be (``None`` if not)."""
-    if isinstance(raw, str) and ("${" in raw or raw == "???"):
-        value = OmegaConf.select(defaults, key, default=None, throw_on_resolution_failure=False)
-        return OmegaConf.to_container(value, resolve=False) if OmegaConf.is_config(value) else value
-    return raw
+def _default(defaults: DictConfig, key: str) -> Any:
+    """The default of ``key`` as a plain value (an interpolation resolved where it can be, ``None`` if not)."""
+    value = OmegaConf.select(defaults, key, default=None, throw_on_resolution_failure=False)
+    return OmegaConf.to_container(value, resolve=False) if OmegaConf.is_config(value) else value
 
 
-def _check_type(defaults: DictConfig, tree: dict[str, Any], key: str, values: list[Any]) -> None:
-    if key in ANY_TYPE_KEYS:
-        return
-    found, raw = _lookup(tree, key)
-    if not found:
-        return
-    default = _typed_default(defaults, key, raw)
-    for value in values:
-        if isinstance(value, dict) and isinstance(default, dict):  # a group of keys: check the keys it sets
-            for name, item in value.items():
-                _check_type(defaults, tree, f"{key}.{name}", [item])
-            continue
-        problem = _type_problem(value, default)
-        if problem:
-            raise ConfigError(f"{key}={_show(value)} {problem} (default {_show(default)})")
+def _type_message(defaults: DictConfig, full_key: str, value: Any) -> str:
+    """``key=value must be … (default …)`` for a value OmegaConf refused for the type of its default."""
+    default = _default(defaults, full_key)
+    expected = next((text for kind, text in EXPECTED.items() if isinstance(default, kind)), "has the wrong type")
+    return f"{full_key}={_show(value)} {expected} (default {_show(default)})"
+
+
+def _set_values(typed: DictConfig, override: Override, defaults: DictConfig, tool: str, config_name: str) -> None:
+    """Set each value of ``override`` on the typed config; OmegaConf's refusal becomes a one-line ConfigError."""
+    key = override.key_or_group
+    for value in _values(override):
+        try:
+            OmegaConf.update(typed, key, value, merge=True)
+        except ValidationError as err:
+            full_key = err.full_key or key
+            refused = value
+            for part in full_key.removeprefix(key).strip(".").split(".") if full_key != key else ():
+                refused = refused[part] if isinstance(refused, dict) and part in refused else refused
+            raise ConfigError(_type_message(defaults, full_key, refused)) from None
+        except (ConfigAttributeError, ConfigKeyError) as err:
+            raise _unknown_key(defaults, err.full_key or key, tool, config_name, delete=False) from None
+
+
+def _compose_checked(config_name: str, overrides: list[str]) -> DictConfig:
+    """Hydra's compose with its refusal as one ConfigError line; the hydra node is kept and made current, so that
+    ``${hydra:…}`` interpolations resolve for the prechecks."""
+    try:
+        cfg = compose(config_name, overrides=overrides, return_hydra_config=True)
+    except (HydraException, OmegaConfBaseException) as err:
+        raise ConfigError(_one_line(err)) from None
+    HydraConfig.instance().set_config(cfg)
+    return cfg
 
 
 def _check_group_choice(override: Override, options: list[str]) -> None:
@@ -321,12 +333,13 @@ def _check_group_choice(override: Override, options: list[str]) -> None:
         )
 
 
-def check_overrides(config_name: str, overrides: Sequence[str], config_dir: str, tool: str | None = None) -> None:
+def check_overrides(config_name: str, overrides: Sequence[str], config_dir: str, tool: str | None = None) -> DictConfig:
     """Raise :class:`~umsi.errors.ConfigError` when a command-line override names an unknown key or config-group
-    option, or gives a value whose type does not fit the key's default in the chosen config groups.
+    option, or gives a value that does not convert to the type of the key's default in the chosen config groups;
+    return the composed config (with its ``hydra`` node; the first value of each sweep).
 
     Sweeps (``loss.cc=-3,-1``, ``range(…)``, ``interval(…)``) are composed with their first value and every
-    value's type is checked; ``hydra.*`` and ``hydra/…`` overrides are left to Hydra."""
+    value's type is checked; ``hydra.*`` and ``hydra/…`` overrides are left to Hydra (and not in the result)."""
     tool = tool or tool_name(config_name)
     parser = OverridesParser.create()
     parsed = []
@@ -336,47 +349,38 @@ def check_overrides(config_name: str, overrides: Sequence[str], config_dir: str,
         except HydraException as err:
             detail = _one_line(err).replace(f"Error parsing override '{line}' ", "")
             raise ConfigError(f"cannot read the override '{line}': {detail}") from None
-    parsed = [o for o in parsed if not o.is_hydra_override()]
     with _composer(config_dir) as loader:
-        group_options = {o.key_or_group: loader.get_group_options(o.key_or_group) for o in parsed}
-        groups = [o for o in parsed if group_options[o.key_or_group]]
-        group_ids = {id(o) for o in groups}
+        options = {o.key_or_group: loader.get_group_options(o.key_or_group) for o in parsed}
+        first = {id(o): _first_value_override(o, options[o.key_or_group]) for o in parsed}
+        groups = [o for o in parsed if options[o.key_or_group] and not o.is_hydra_override()]
         for override in groups:
             if not override.is_delete():
-                _check_group_choice(override, group_options[override.key_or_group])
-        first = {id(o): _first_value_override(o, group_options[o.key_or_group]) for o in parsed}
-        try:
-            defaults = compose(config_name, overrides=[first[id(o)] for o in groups if first[id(o)]])
-        except (HydraException, OmegaConfBaseException) as err:
-            raise ConfigError(_one_line(err)) from None
-        tree: dict[str, Any] = OmegaConf.to_container(defaults, resolve=False)  # type: ignore[assignment]
+                _check_group_choice(override, options[override.key_or_group])
+        defaults = _compose_checked(config_name, [line for o in groups if (line := first[id(o)])])
+        typed = typed_config(defaults)
         added: list[str] = []
         for override in parsed:
             key = override.key_or_group
-            if id(override) in group_ids or override.package is not None:
+            if override in groups or override.is_hydra_override() or override.package is not None:
                 continue
             if any(key == a or key.startswith(a + ".") for a in added):
                 continue
-            found, _ = _lookup(tree, key)
             if override.is_add():
-                if found:
+                if _has(defaults, key):
                     raise ConfigError(
                         f"'{key}' already exists: set it without '+' ({key}=…), or replace it with '++{key}=…'"
                     )
                 added.append(key)
-            elif override.is_force_add():
+            elif override.is_delete():
+                if not _has(defaults, key):
+                    raise _unknown_key(defaults, key, tool, config_name, delete=True)
+            elif override.is_force_add() and not _has(defaults, key):
                 added.append(key)
-                _check_type(defaults, tree, key, _values(override))
-            elif not found:
-                raise _unknown_key(tree, key, tool, config_name, delete=override.is_delete())
-            elif not override.is_delete():
-                _check_type(defaults, tree, key, _values(override))
-        try:  # anything else Hydra would refuse, as one line
-            compose(config_name, overrides=[line for o in parsed if (line := first[id(o)])])
-        except (HydraException, OmegaConfBaseException) as err:
-            if "HydraConfig was not set" in str(err.__cause__ or err):
-                return  # an artefact of composing outside a run (the ${hydra:…} resolver); Hydra decides
-            raise ConfigError(_one_line(err)) from None
+            else:
+                _set_values(typed, override, defaults, tool, config_name)
+        return _compose_checked(
+            config_name, [first[id(o)] for o in parsed if first[id(o)] and not o.is_hydra_override()]
+        )
 
 
 def _parse_command_line(argv: Sequence[str]) -> argparse.Namespace | None:
@@ -390,13 +394,16 @@ def _parse_command_line(argv: Sequence[str]) -> argparse.Namespace | None:
         return None
 
 
-def check_command_line(config_name: str, config_dir: str, argv: Sequence[str], tool: str | None = None) -> None:
-    """:func:`check_overrides` on the overrides of a run or multirun command line (``-m`` included). Skipped for
-    what Hydra answers itself (``--help``, ``--cfg``, ``--info``…) and for another config directory."""
+def check_command_line(
+    config_name: str, config_dir: str, argv: Sequence[str], tool: str | None = None
+) -> DictConfig | None:
+    """:func:`check_overrides` on the overrides of a run or multirun command line (``-m`` included); returns the
+    composed config. Skipped (``None``) for what Hydra answers itself (``--help``, ``--cfg``, ``--info``…) and for
+    another config directory."""
     args = _parse_command_line(argv)
     if args is None or _other_command(args) or args.config_path is not None or args.config_dir is not None:
-        return
-    check_overrides(args.config_name or config_name, args.overrides, config_dir, tool)
+        return None
+    return check_overrides(args.config_name or config_name, args.overrides, config_dir, tool)
 
 
 def _other_command(args: argparse.Namespace) -> bool:
@@ -412,45 +419,6 @@ def _other_command(args: argparse.Namespace) -> bool:
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# umsi-train: the files and folders the config names
-
-
-def _path_value(cfg: DictConfig, key: str) -> Any:
-    return OmegaConf.select(cfg, key, default=None)
-
-
-def check_train_paths(cfg: DictConfig) -> None:
-    """The dataset folders (``data.root``, ``data.salicon_root``) and the files named by ``init_ckpt``,
-    ``model.pretrained_file`` and ``ckpt_path`` (other than ``last``) must exist; raises
-    :class:`~umsi.errors.MissingPathError` (or :class:`~umsi.errors.ConfigError` for an unset root)."""
-    data = cfg.get("data")
-    for name in ("root", "salicon_root"):
-        if data is None or name not in data:
-            continue
-        key = f"data.{name}"
-        value = _path_value(cfg, key)
-        fix = f"point {key} or paths.datasets_dir at the dataset, {SYNTHETIC_HINT}"
-        if not value:
-            raise ConfigError(f"{key} is not set: {fix}")
-        path = Path(str(value))
-        if not path.exists():
-            raise MissingPathError(f"{key}={path} does not exist — {fix}")
-        if not path.is_dir():
-            raise MissingPathError(f"{key}={path} is a file, not a dataset folder — {fix}")
-    files = {
-        "init_ckpt": "the weights to start from (a run's checkpoints/*.ckpt or umsi-convert-keras output)",
-        "model.pretrained_file": "a local timm weights file for the encoder",
-        "ckpt_path": "a Lightning checkpoint to resume from, or ckpt_path=last for this run folder's last.ckpt",
-    }
-    for key, what in files.items():
-        value = _path_value(cfg, key)
-        if not value or (key == "ckpt_path" and value == "last"):
-            continue
-        if not Path(str(value)).is_file():
-            raise MissingPathError(f"{key}={value}: no such file — give the path of {what}, or set {key}=null")
-
-
-# ---------------------------------------------------------------------------------------------------------------
 # the decorator
 
 
@@ -460,10 +428,12 @@ def hydra_cli(
     config_dir: str,
     tool: str | None = None,
     check: Callable[[DictConfig], None] | None = None,
+    precheck: Callable[[DictConfig], None] | None = None,
 ) -> Callable[[TaskFunction], Callable[..., Any]]:
     """``@hydra.main(config_path=config_dir, config_name=config_name)`` with one-line config errors: the
-    command line is checked first (:func:`check_command_line`); in the job, ``check(cfg)`` runs before the task,
-    and user errors are reported by :func:`report_error`. ``main(cfg)`` still calls the task directly."""
+    command line is checked first (:func:`check_command_line`) and ``precheck(cfg)`` runs on the composed config
+    (first value of each sweep), both before Hydra makes a run folder; in the job, ``check(cfg)`` runs before the
+    task. User errors are reported by :func:`report_error`. ``main(cfg)`` still calls the task directly."""
     name = tool or tool_name(config_name)
 
     def decorate(task: TaskFunction) -> Callable[..., Any]:
@@ -482,13 +452,17 @@ def hydra_cli(
         def entry(cfg_passthrough: DictConfig | None = None) -> Any:
             if cfg_passthrough is None:
                 try:
-                    check_command_line(config_name, config_dir, sys.argv[1:], name)
-                except UserError as err:
+                    composed = check_command_line(config_name, config_dir, sys.argv[1:], name)
+                    if composed is not None and precheck is not None:
+                        precheck(composed)
+                except CONFIG_ERRORS as err:
                     report_error(name, err)
                 except Exception:  # a flaw of the check itself must not stop a valid command: Hydra decides
                     if os.environ.get("HYDRA_FULL_ERROR") == "1":
                         raise
                     log.debug("command-line check failed", exc_info=True)
+                finally:
+                    HydraConfig.instance().cfg = None
             return hydra_main(cfg_passthrough)
 
         return entry

@@ -2,13 +2,49 @@
 
 from __future__ import annotations
 
-from omegaconf import DictConfig
+from pathlib import Path
 
-from umsi.cli.config_check import check_train_paths, hydra_cli
+from omegaconf import DictConfig, OmegaConf
+
+from umsi.cli.config_check import hydra_cli
+from umsi.errors import ConfigError, MissingPathError
 from umsi.paths import CONFIG_DIR
 
+SYNTHETIC_HINT = "or generate the synthetic one with `umsi-make-synthetic --out data/synthetic`"
 
-@hydra_cli("train", config_dir=CONFIG_DIR, check=check_train_paths)
+
+def check_train_paths(cfg: DictConfig) -> None:
+    """The dataset folders (``data.root``, ``data.salicon_root``) and the files named by ``init_ckpt``,
+    ``model.pretrained_file`` and ``ckpt_path`` (other than ``last``) must exist; raises
+    :class:`~umsi.errors.MissingPathError` (or :class:`~umsi.errors.ConfigError` for an unset root)."""
+    data = cfg.get("data")
+    for name in ("root", "salicon_root"):
+        if data is None or name not in data:
+            continue
+        key = f"data.{name}"
+        value = OmegaConf.select(cfg, key, default=None)
+        fix = f"point {key} or paths.datasets_dir at the dataset, {SYNTHETIC_HINT}"
+        if not value:
+            raise ConfigError(f"{key} is not set: {fix}")
+        path = Path(str(value))
+        if not path.exists():
+            raise MissingPathError(f"{key}={path} does not exist — {fix}")
+        if not path.is_dir():
+            raise MissingPathError(f"{key}={path} is a file, not a dataset folder — {fix}")
+    files = {
+        "init_ckpt": "the weights to start from (a run's checkpoints/*.ckpt or umsi-convert-keras output)",
+        "model.pretrained_file": "a local timm weights file for the encoder",
+        "ckpt_path": "a Lightning checkpoint to resume from, or ckpt_path=last for this run folder's last.ckpt",
+    }
+    for key, what in files.items():
+        value = OmegaConf.select(cfg, key, default=None)
+        if not value or (key == "ckpt_path" and value == "last"):
+            continue
+        if not Path(str(value)).is_file():
+            raise MissingPathError(f"{key}={value}: no such file — give the path of {what}, or set {key}=null")
+
+
+@hydra_cli("train", config_dir=CONFIG_DIR, check=check_train_paths, precheck=check_train_paths)
 def main(cfg: DictConfig) -> float | None:
     """Returns ``optimized_metric`` of the run's summary (final validation CC by default) for sweepers."""
     from hydra.core.hydra_config import HydraConfig

@@ -33,7 +33,7 @@ from umsi.data.layouts import (
     read_name_list,
     read_salicon_fixations,
 )
-from umsi.errors import UserError
+from umsi.errors import ConfigError
 
 __all__ = ["DatasetConfigError", "Problem", "check_dataset", "format_report", "layout_kind", "scan_dataset"]
 
@@ -46,7 +46,7 @@ _GRAY_MODES = {"1", "L", "LA", "La"}
 _SIXTEEN_BIT_MODES = {"I;16", "I;16B", "I;16L", "I;16N", "I"}
 
 
-class DatasetConfigError(UserError, ValueError):
+class DatasetConfigError(ConfigError):
     """The configuration cannot be checked at all (missing root, unknown layout); the message names the key."""
 
 

@@ -44,6 +44,8 @@ NO_LABEL = -1
 class DatasetLayoutError(UserError, ValueError):
     """A dataset folder does not have the expected layout; the message names the path and the fix."""
 
+    kind = "dataset error"
+
 
 @dataclass(frozen=True)
 class SaliencyItem:

@@ -31,7 +31,7 @@ from umsi.checkpoints.loading import resolve_checkpoint
 from umsi.data.layouts import IMAGE_SUFFIXES
 from umsi.data.readers import read_image_bgr
 from umsi.data.transforms import letterbox, normalize_image
-from umsi.errors import UserError
+from umsi.errors import ConfigError
 from umsi.inference.predictor import Prediction, Predictor, load
 from umsi.utils.io import atomic_write, write_image, write_json
 from umsi.visualize import colormap_code, overlay_rgb
@@ -40,7 +40,7 @@ log = logging.getLogger(__name__)
 GLOB_CHARS = "*?["
 
 
-class PredictError(UserError, ValueError):
+class PredictError(ConfigError):
     """A configuration problem found before any prediction; the message names the key."""
 
 

@@ -22,6 +22,8 @@ from umsi.errors import UserError
 class ConversionError(UserError, ValueError):
     """The Keras file cannot be converted; the message names the file or layer and what to do."""
 
+    kind = "conversion error"
+
 
 @dataclass
 class KerasFile:
