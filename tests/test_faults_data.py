@@ -1,0 +1,166 @@
+"""Faults of real fixation data (issue 13, items 2, 3, 4 and 6), each turned into the right value.
+
+* fixations outside the image: one rule everywhere (data check, training targets, NSS/AUC/sAUC, sAUC negatives);
+* ground-truth maps at another resolution than the image: fixations, maps and negatives in the scored frame;
+* augmentation: the map resampled exactly like the image, fixations kept on their pixel;
+* an image without a fixation inside it: a warning; it trains on its map and is left out of NSS/AUC.
+
+The right values come from pysaliency (``NSS``; ``create_nonfixations``' rescaling of other images' fixations,
+transcribed in NumPy) and the MIT benchmark / SALICON rule for points outside the stimulus (pysaliency's
+``remove_out_of_stimulus_fixations``: keep 0 <= x < width and 0 <= y < height after the 1-based → 0-based shift).
+"""
+
+from __future__ import annotations
+
+import shutil
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import scipy.io
+import torch
+
+from umsi.data.check import check_dataset
+from umsi.data.datasets import SaliencyDataset
+from umsi.data.layouts import read_salicon_fixations, salicon_items
+from umsi.data.transforms import SampleTransform, build_augmentation, fixation_map
+from umsi.evaluation.scoring import ScoringSettings, score
+from umsi.metrics import functional as M
+
+with warnings.catch_warnings():  # pysaliency imports pkg_resources (deprecated) at import time
+    warnings.simplefilter("ignore")
+    import pysaliency.metrics as psm
+
+H, W = 48, 64  # the synthetic SALICON images of conftest.TINY_DATA
+SETTINGS = ScoringSettings(progress=False, borji_splits=5)
+
+
+def _salicon_copy(synthetic_root: Path, tmp_path: Path) -> Path:
+    root = tmp_path / "salicon"
+    shutil.copytree(synthetic_root / "salicon", root)
+    return root
+
+
+def _write_mat(path: Path, points_1based: np.ndarray, resolution: tuple[int, int] | None = None) -> None:
+    """A SALICON 2017 ``.mat`` with the points split over two subjects; ``resolution`` (H, W) only when given
+    (files converted from other eye-tracking sets often lack it)."""
+    points = np.asarray(points_1based, dtype=np.float64).reshape(-1, 2)
+    gaze = np.empty((2, 1), dtype=[("location", object), ("timestamp", object), ("fixations", object)])
+    for s, part in enumerate(np.array_split(points, 2)):
+        gaze[s, 0] = (part, np.arange(len(part), dtype=np.float64)[:, None], part)
+    content = {"image": path.stem, "gaze": gaze}
+    if resolution is not None:
+        content["resolution"] = np.array([resolution], dtype=np.uint16)
+    scipy.io.savemat(str(path), content)
+
+
+def _problems_of(problems: Sequence, path: Path) -> list:
+    return [p for p in problems if p.path == path]
+
+
+def _pixels(fixation_map: torch.Tensor) -> set[tuple[int, int]]:
+    """(row, col) of the fixated pixels of an (H, W) or (1, H, W) map."""
+    return {tuple(rc) for rc in torch.nonzero(fixation_map.reshape(fixation_map.shape[-2:])).tolist()}
+
+
+def _nss_pysaliency(pred: torch.Tensor, points: np.ndarray) -> float:
+    """pysaliency's NSS of an (H, W) map, averaged over the fixated *pixels*: umsi scores binary fixation maps, as
+    the official evaluation does, so duplicate points (pysaliency's ``x_int``, ``y_int``) count once."""
+    pixels = np.unique(np.asarray(points, dtype=np.float64).astype(int), axis=0)
+    return float(psm.NSS(pred.numpy(), pixels[:, 0], pixels[:, 1]).mean())
+
+
+# ------------------------------------------------------------------------------ 2. fixations outside the image
+
+INSIDE_1B = np.array([[1, 1], [W, H], [10, 20], [30, 5]])  # corners included: x = W, y = H are the last pixels
+OUTSIDE_1B = np.array([[W + 1, 10], [10, H + 1], [-3, 7], [0, 5], [W + 1, H + 1]])
+KEPT = (INSIDE_1B - 1).astype(np.float32)  # 0-based, converted once
+
+
+def test_fixations_outside_the_image_are_dropped_everywhere(synthetic_root: Path, tmp_path: Path) -> None:
+    root = _salicon_copy(synthetic_root, tmp_path)
+    items = salicon_items(root, "val", label=0)
+    victim = items[0].fixations
+    _write_mat(victim, np.concatenate([INSIDE_1B, OUTSIDE_1B]))  # no `resolution` field
+
+    # the data check: no error, one warning with the count dropped from this file
+    problems = check_dataset("salicon", root)
+    assert [p for p in problems if p.severity == "error"] == []
+    [warning] = _problems_of(problems, victim)
+    assert warning.severity == "warning" and "5 of 9 fixations" in warning.message and f"{W}×{H}" in warning.message
+
+    # the reader, given the image's own size
+    np.testing.assert_array_equal(read_salicon_fixations(victim, image_hw=(H, W)), KEPT)
+
+    # training targets: exactly the four pixels, with and without augmentation (a flip mirrors the columns)
+    expected = {(int(y), int(x)) for x, y in KEPT}
+    plain = SaliencyDataset(items, SampleTransform((H, W), 1.0, "official"))
+    assert _pixels(plain[0]["fixations"]) == expected
+    flip = build_augmentation(flip_p=1.0, affine_p=0.0, crop_pad_p=0.0)
+    flipped = SaliencyDataset(items, SampleTransform((H, W), 1.0, "official", flip))
+    assert _pixels(flipped[0]["fixations"]) == {(r, W - 1 - c) for r, c in expected}
+
+    # evaluation: NSS on the kept points (pysaliency), sAUC with the kept points among the other images' negatives
+    records = score(items, SampleTransform((H, W), 1.0, "official"), None, SETTINGS)
+    centre = M.center_bias_map(H, W).double()
+    assert records[0]["umsi/nss"] == pytest.approx(_nss_pysaliency(centre, KEPT), rel=1e-9)
+    own = read_salicon_fixations(items[1].fixations)
+    negatives = np.concatenate([KEPT, *(read_salicon_fixations(it.fixations) for it in items[2:])])
+    expected_sauc = M.sauc(centre[None], [own], [negatives], seed=0, n_splits=5, step=0.1)
+    assert records[1]["umsi/sauc"] == pytest.approx(expected_sauc.item(), rel=1e-12)
+
+
+# ------------------------------------------------------------------ 3. maps at another resolution than the image
+
+
+def _resize(path: Path, hw: tuple[int, int], flags: int) -> None:
+    pixels = cv2.imread(str(path), flags)
+    cv2.imwrite(str(path), cv2.resize(pixels, (hw[1], hw[0]), interpolation=cv2.INTER_LINEAR))
+
+
+@pytest.mark.parametrize("frame", ["original", "letterbox"])
+@pytest.mark.parametrize("map_scale", [1.0, 2.0, 0.5])
+def test_maps_at_another_resolution_are_scored_in_their_own_frame(
+    synthetic_root: Path, tmp_path: Path, map_scale: float, frame: str
+) -> None:
+    """Maps at 1×, 2× and 0.5× their image, and one image at twice the others' size: every image's fixations and
+    its sAUC negatives (the other images' fixations, rescaled from each one's own size as pysaliency's
+    ``create_nonfixations`` does: x · W_this / W_other) land in the frame the image is scored in."""
+    root = _salicon_copy(synthetic_root, tmp_path)
+    items = salicon_items(root, "val", label=0)
+    points = [read_salicon_fixations(item.fixations) for item in items]
+    image_hw = [(H, W)] * len(items)
+    big = len(items) - 1  # this image (and its fixations) at twice the size
+    _resize(items[big].image, (2 * H, 2 * W), cv2.IMREAD_COLOR)
+    points[big] = points[big] * 2
+    image_hw[big] = (2 * H, 2 * W)
+    _write_mat(items[big].fixations, points[big] + 1, resolution=image_hw[big])
+    map_hw = [(round(h * map_scale), round(w * map_scale)) for h, w in image_hw]
+    for item, hw in zip(items, map_hw, strict=True):
+        _resize(item.saliency, hw, cv2.IMREAD_GRAYSCALE)
+
+    output = (H, W)  # same aspect as every image: the letterbox fills the canvas, no bars
+    settings = ScoringSettings(frame=frame, progress=False, borji_splits=5)
+    records = score(items, SampleTransform(output, 1.0, "official"), None, settings)
+    for i, record in enumerate(records):
+        others = [j for j in range(len(items)) if j != i]
+        if frame == "original":  # the map's own frame; the centre-bias prediction at the map's size
+            target_hw = map_hw[i]
+            own = points[i] * (target_hw[1] / image_hw[i][1], target_hw[0] / image_hw[i][0])
+            negatives = np.concatenate(
+                [points[j] * (target_hw[1] / image_hw[j][1], target_hw[0] / image_hw[j][0]) for j in others]
+            )
+            fixated, nonfixated = [own], [negatives]
+        else:  # the network's output frame: rescaled to this image, then placed as its letterbox places it
+            target_hw = output
+            in_image = [points[j] * (image_hw[i][1] / image_hw[j][1], image_hw[i][0] / image_hw[j][0]) for j in others]
+            fixated = torch.from_numpy(fixation_map(points[i], image_hw[i], output))[None]
+            nonfixated = torch.from_numpy(fixation_map(np.concatenate(in_image), image_hw[i], output))[None]
+            own = np.array([[c, r] for r, c in sorted(_pixels(fixated))], dtype=np.float64)
+        centre = M.center_bias_map(*target_hw).double()
+        assert record["umsi/nss"] == pytest.approx(_nss_pysaliency(centre, own), rel=1e-9), i
+        expected = M.sauc(centre[None], fixated, nonfixated, seed=0, n_splits=5, step=0.1)
+        assert record["umsi/sauc"] == pytest.approx(expected.item(), rel=1e-12), i
