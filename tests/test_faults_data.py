@@ -164,3 +164,53 @@ def test_maps_at_another_resolution_are_scored_in_their_own_frame(
         assert record["umsi/nss"] == pytest.approx(_nss_pysaliency(centre, own), rel=1e-9), i
         expected = M.sauc(centre[None], fixated, nonfixated, seed=0, n_splits=5, step=0.1)
         assert record["umsi/sauc"] == pytest.approx(expected.item(), rel=1e-12), i
+
+
+# ------------------------------------------------------------------------------ 4. augmentation of the target
+
+
+BACKGROUND = 60
+
+
+def _marker_scene(rng: np.random.Generator, count: int = 24, hw: tuple[int, int] = (96, 128)) -> tuple:
+    """(image BGR, map, fixations (N, 2) 0-based, codes): 5×5 markers, well apart, each centred on one fixation,
+    on a grey background (60) that tells the image from padding (0); R = B = 255 on every marker and G = the
+    marker's own code; the map is the image's R channel."""
+    height, width = hw
+    points: list[tuple[int, int]] = []
+    while len(points) < count:
+        x, y = int(rng.integers(3, width - 3)), int(rng.integers(3, height - 3))
+        if all(max(abs(x - px), abs(y - py)) >= 10 for px, py in points):
+            points.append((x, y))
+    image = np.full((height, width, 3), BACKGROUND, np.uint8)
+    codes = 40 + 8 * np.arange(count)
+    for (x, y), code in zip(points, codes, strict=True):
+        image[y - 2 : y + 3, x - 2 : x + 3] = (255, code, 255)
+    return image, image[..., 2].copy(), np.array(points, np.float32), codes
+
+
+def test_augmentation_resamples_the_map_like_the_image_and_keeps_fixations_on_their_marker() -> None:
+    image, saliency, points, codes = _marker_scene(np.random.default_rng(0))
+    height, width = saliency.shape
+    transform = SampleTransform((height, width), 1.0, "timm", build_augmentation(seed=0))  # no resize: 1:1 frame
+    worst = 0.0
+    for _ in range(30):
+        sample = transform(image, saliency, points)
+        red, green, _ = (sample["image"].numpy() * 0.5 + 0.5) * 255.0  # timm normalisation undone: R, G, B
+        worst = max(worst, float(np.abs(sample["saliency"][0].numpy() * 255.0 - red).max()))
+        code_of = np.abs(green[..., None] - codes).argmin(-1)
+        interior = (red >= 250) & (np.abs(green[..., None] - codes).min(-1) <= 1)  # marker pixels, codes exact
+        on: list[int] = []
+        for r, c in sorted(_pixels(sample["fixations"])):
+            assert red[r, c] >= 128, f"the fixation at (row, col) = {(r, c)} left its marker"
+            window = np.zeros_like(interior)
+            window[max(r - 1, 0) : r + 2, max(c - 1, 0) : c + 2] = True
+            near = (red >= 250) & (np.abs(green[..., None] - codes).min(-1) <= 1) & window  # which marker
+            on.append(int(np.bincount(code_of[near]).argmax()) if near.any() else -1)
+        assert len(set(on)) == len(on), "two fixations on one marker"
+        # a marker at least 3 px away from the frame's edges and from padding is whole: its fixation is kept
+        edge = np.pad(red < BACKGROUND / 2, 1, constant_values=True)  # padding (or the affine's border), frame
+        edge = cv2.dilate(edge.astype(np.uint8), np.ones((7, 7), np.uint8))[1:-1, 1:-1] > 0
+        whole = set(code_of[interior].tolist()) - set(code_of[interior & edge].tolist())
+        assert whole <= set(on), f"fixations of whole markers {sorted(whole - set(on))} were dropped"
+    assert worst <= 1.0, f"the map differs from the identically transformed image by {worst:.0f} grey levels"

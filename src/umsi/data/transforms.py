@@ -132,7 +132,12 @@ def build_augmentation(
     seed: int | None = 0,
 ) -> A.Compose:
     """Joint augmentation at the source resolution: the same flip / small affine / crop-or-pad is applied to
-    the image, its saliency map (bilinear) and its fixation points (dropped when they leave the image).
+    the image, its saliency map and its fixation points. Call it as ``aug(image=..., saliency=..., content=...,
+    keypoints=...)``: the map is a continuous target of type ``image`` (``additional_targets``), so it is
+    resampled bilinearly exactly like the image (a ``mask`` would go through nearest-neighbour); fixations are
+    albumentations keypoints (pixel-index ``xy``), moved with the image. ``content`` (optional, type ``image``)
+    is an all-255 map of the source: afterwards it shows where the source pixels landed, which
+    :class:`SampleTransform` uses to drop the fixations that left the image (:func:`keep_on_content`).
 
     albumentations keeps its own random state (global seeds do not reach it): ``seed`` makes it reproducible,
     and :func:`seed_augmentation_worker` gives each DataLoader worker its own stream."""
@@ -143,11 +148,12 @@ def build_augmentation(
                 rotate=(-rotate, rotate),
                 scale=scale,
                 translate_percent=(-translate, translate),
-                mask_interpolation=cv2.INTER_LINEAR,
+                interpolation=cv2.INTER_LINEAR,
                 p=affine_p,
             ),
-            A.CropAndPad(percent=(-crop_pad, crop_pad), keep_size=True, p=crop_pad_p),
+            A.CropAndPad(percent=(-crop_pad, crop_pad), keep_size=True, interpolation=cv2.INTER_LINEAR, p=crop_pad_p),
         ],
+        additional_targets={"saliency": "image", "content": "image"},
         keypoint_params=A.KeypointParams(format="xy", remove_invisible=True),
         seed=seed,
     )
@@ -166,6 +172,22 @@ def seed_augmentation_worker(worker_id: int) -> None:
         if augmentation is not None:
             augmentation.set_random_seed(torch.initial_seed() % 2**32)
     pl_worker_init_function(worker_id)
+
+
+def keep_on_content(points_xy: np.ndarray, content: np.ndarray) -> np.ndarray:
+    """The augmented fixations (N, 2) 0-based pixel-index (x, y) whose pixel still shows the source image: inside
+    the frame and at least half covered by source content (``content`` >= 128, the all-255 map augmented with the
+    image, 0 where padding or the affine's border came in).
+
+    albumentations keeps a keypoint while 0 <= x < W, half a pixel beyond the last pixel centre (W − 1), so after a
+    rotation followed by a pad such a point can sit on the padding next to its pixel; this drops it, as a fixation
+    that left the image."""
+    points = np.asarray(points_xy, dtype=np.float64).reshape(-1, 2)
+    height, width = content.shape[:2]
+    cols, rows = np.floor(points[:, 0] + 0.5).astype(int), np.floor(points[:, 1] + 0.5).astype(int)
+    keep = (cols >= 0) & (rows >= 0) & (cols < width) & (rows < height)
+    keep[keep] = content[rows[keep], cols[keep]] >= 128
+    return points[keep]
 
 
 class SampleTransform:
@@ -196,8 +218,10 @@ class SampleTransform:
         if self.augmentation is not None:
             points = np.asarray(fixations, dtype=np.float32).reshape(-1, 2)
             points = points[inside_image(points, image.shape[:2])]  # albumentations refuses points outside
-            out = self.augmentation(image=image, mask=saliency, keypoints=points)
-            image, saliency, fixations = out["image"], out["mask"], np.asarray(out["keypoints"])[:, :2]
+            content = np.full(image.shape[:2], 255, np.uint8)
+            out = self.augmentation(image=image, saliency=saliency, content=content, keypoints=points)
+            image, saliency = out["image"], out["saliency"]
+            fixations = keep_on_content(np.asarray(out["keypoints"])[:, :2], out["content"])
         src_hw = image.shape[:2]
         saliency_out = letterbox(saliency, self.output_size).astype(np.float32) / 255.0
         return {
