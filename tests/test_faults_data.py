@@ -23,12 +23,15 @@ import pytest
 import scipy.io
 import torch
 
+from conftest import tiny_overrides
 from umsi.data.check import check_dataset
 from umsi.data.datasets import SaliencyDataset
 from umsi.data.layouts import read_salicon_fixations, salicon_items
 from umsi.data.transforms import SampleTransform, build_augmentation, fixation_map
+from umsi.evaluation.runner import summarize
 from umsi.evaluation.scoring import ScoringSettings, score
 from umsi.metrics import functional as M
+from umsi.training.data_check import check_training_data
 
 with warnings.catch_warnings():  # pysaliency imports pkg_resources (deprecated) at import time
     warnings.simplefilter("ignore")
@@ -214,3 +217,38 @@ def test_augmentation_resamples_the_map_like_the_image_and_keeps_fixations_on_th
         whole = set(code_of[interior].tolist()) - set(code_of[interior & edge].tolist())
         assert whole <= set(on), f"fixations of whole markers {sorted(whole - set(on))} were dropped"
     assert worst <= 1.0, f"the map differs from the identically transformed image by {worst:.0f} grey levels"
+
+
+# ------------------------------------------------------------------ 6. an image without a fixation inside it
+
+
+def test_an_image_without_fixations_inside_trains_and_is_left_out_of_fixation_metrics(
+    hydra_conf, synthetic_root: Path, tmp_path: Path
+) -> None:
+    root = _salicon_copy(synthetic_root, tmp_path)
+    train = salicon_items(root, "train", label=0)
+    val = salicon_items(root, "val", label=0)
+    _write_mat(train[0].fixations, OUTSIDE_1B, resolution=(H, W))  # every point outside the image
+    _write_mat(val[0].fixations, OUTSIDE_1B)  # the same, in a file without `resolution`
+
+    problems = check_dataset("salicon", root)
+    assert [p for p in problems if p.severity == "error"] == []
+    for item in (train[0], val[0]):
+        [warning] = _problems_of(problems, item.fixations)
+        assert warning.severity == "warning" and "no fixation inside" in warning.message
+        assert "5 of 5 fixations" in warning.message and "NSS" in warning.message
+
+    run_dir = tmp_path / "run"
+    cfg = hydra_conf([*tiny_overrides(root.parent, run_dir), "stage=pretrain"])
+    assert check_training_data(cfg.data, run_dir, progress=False) == []  # training starts, nothing left out
+    sample = SaliencyDataset(train, SampleTransform((H, W), 1.0, "official"))[0]
+    assert sample["fixations"].sum() == 0 and sample["saliency"].max() > 0  # it trains on its map
+
+    records = score(val, SampleTransform((H, W), 1.0, "official"), None, SETTINGS)
+    assert not any(key.endswith(("/nss", "/auc_judd", "/sauc")) for key in records[0])
+    summary = summarize(records, ["natural_images"])
+    assert summary["n_images"] == 4 and summary["n_without_fixations"] == 1
+    assert summary["n_scored"]["nss"] == summary["n_scored"]["auc_judd"] == 3
+    centre = M.center_bias_map(H, W).double()
+    expected = np.mean([_nss_pysaliency(centre, read_salicon_fixations(item.fixations)) for item in val[1:]])
+    assert summary["umsi"]["nss"] == pytest.approx(expected, rel=1e-9)

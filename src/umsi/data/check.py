@@ -2,11 +2,11 @@
 
 Every file of the layout (see :mod:`umsi.data.layouts`) is opened the way training opens it; each problem is
 reported with its path, what is wrong and a one-line fix. Errors would stop or corrupt training (missing
-pairs, undecodable or truncated files, all-zero maps, unreadable fixation files or files without a fixation inside
-the image, class lists that disagree with the folders); warnings are files that load but get converted
-(grayscale/RGBA/palette/16-bit/CMYK images, 16-bit or colour maps, maps of another size, constant maps, fixations
-outside the image, which are dropped). Exit code: 0 clean or warnings only, 1 any error, 2 bad configuration
-(missing root, unknown layout, missing class mapping file).
+pairs, undecodable or truncated files, all-zero maps, unreadable fixation files, class lists that disagree with
+the folders); warnings are files that load but get converted (grayscale/RGBA/palette/16-bit/CMYK images, 16-bit
+or colour maps, maps of another size, constant maps, fixations outside the image, which are dropped, and images
+with no fixation inside them, which train on their map and are left out of NSS/AUC). Exit code: 0 clean or
+warnings only, 1 any error, 2 bad configuration (missing root, unknown layout, missing class mapping file).
 """
 
 from __future__ import annotations
@@ -351,8 +351,8 @@ def _check_map(path: Path, problems: list[Problem]) -> _FileInfo:
 
 def _check_fixations(path: Path, problems: list[Problem], image_size: tuple[int, int] | None = None) -> None:
     """Read a ``.mat`` file as training does, against its image's (width, height) when known (else the file's
-    ``resolution``): an unreadable file or one with no point inside the image is an error; points outside the
-    image (dropped, the count per file) are a warning."""
+    ``resolution``): an unreadable file is an error; points outside the image (dropped, the count per file) and
+    a file with no point inside the image are warnings."""
     fix = "re-download the SALICON 2017 fixation file (a 'gaze' struct array with 'fixations')"
     image_hw = (image_size[1], image_size[0]) if image_size is not None else None
     try:
@@ -373,7 +373,13 @@ def _check_fixations(path: Path, problems: list[Problem], image_size: tuple[int,
     image = f"the {frame[1]}×{frame[0]} image" if frame is not None else "the image"
     outside = f"{fixations.dropped} of {fixations.total} fixations lie outside {image}"
     if len(fixations.points) == 0:
-        problems.append(_error(path, f"fixation file has no fixations inside {image} ({outside})", fix))
+        problems.append(
+            _warning(
+                path,
+                f"no fixation inside {image} ({outside}): it trains on its map and is left out of NSS/AUC/sAUC/IG",
+                "none needed if nobody looked at it; otherwise re-export the file with 1-based [x, y] in the image",
+            )
+        )
     elif fixations.dropped:
         problems.append(
             _warning(
