@@ -371,12 +371,13 @@ def _check_fixations(path: Path, problems: list[Problem], image_size: tuple[int,
             )
         )
     image = f"the {frame[1]}×{frame[0]} image" if frame is not None else "the image"
-    outside = f"{fixations.dropped} of {fixations.total} fixations lie outside {image}"
+    counts = f"{fixations.dropped} of {fixations.total} fixations"
     if len(fixations.points) == 0:
         problems.append(
             _warning(
                 path,
-                f"no fixation inside {image} ({outside}): it trains on its map and is left out of NSS/AUC/sAUC/IG",
+                f"no fixation inside {image} ({counts} outside): it trains on its map and is left out of "
+                "NSS/AUC/sAUC/IG",
                 "none needed if nobody looked at it; otherwise re-export the file with 1-based [x, y] in the image",
             )
         )
@@ -384,7 +385,8 @@ def _check_fixations(path: Path, problems: list[Problem], image_size: tuple[int,
         problems.append(
             _warning(
                 path,
-                f"{outside} and are dropped (the MIT/SALICON rule: 0 <= x < width, 0 <= y < height, 0-based)",
+                f"{counts} lie outside {image} and are dropped (the MIT/SALICON rule: 0 <= x < width, "
+                "0 <= y < height, 0-based)",
                 "none needed; if many are dropped, check that the points are 1-based [x, y] in image pixels",
             )
         )

@@ -127,9 +127,10 @@ def evaluate(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
         entry["models"][CENTER_BIAS] = summarize(base_records, models[0].class_names)
         if entry["models"][CENTER_BIAS].get("n_without_fixations"):
             log.warning(
-                "%s: %d images have no fixation inside the image; they are left out of NSS, AUC, sAUC and IG",
+                "%s: %d of %d images have no fixation inside the image: left out of NSS, AUC, sAUC and IG",
                 key,
                 entry["models"][CENTER_BIAS]["n_without_fixations"],
+                len(items),
             )
         records += [{"dataset": key, "model": CENTER_BIAS, **r} for r in base_records]
         entry["n_images"] = len(items)
