@@ -116,6 +116,22 @@ def test_fixations_outside_the_image_are_dropped_everywhere(synthetic_root: Path
     assert records[1]["umsi/sauc"] == pytest.approx(expected_sauc.item(), rel=1e-12)
 
 
+def test_fixations_are_checked_against_the_image_even_when_resolution_says_otherwise(
+    synthetic_root: Path, tmp_path: Path
+) -> None:
+    """A ``resolution`` field that disagrees with the image (the file was recorded for a larger copy) is reported,
+    and the image's own size decides which points are dropped, in the check and in the reader."""
+    root = _salicon_copy(synthetic_root, tmp_path)
+    victim = salicon_items(root, "val", label=0)[0].fixations
+    _write_mat(victim, np.concatenate([INSIDE_1B, [[2 * W, 2 * H], [W + 5, 3]]]), resolution=(2 * H, 2 * W))
+    found = _problems_of(check_dataset("salicon", root), victim)
+    assert sorted(p.severity for p in found) == ["warning", "warning"]
+    assert any(f"'resolution' says {2 * W}×{2 * H} but the image is {W}×{H}" in p.message for p in found)
+    assert any(f"2 of 6 fixations lie outside the {W}×{H} image" in p.message for p in found)
+    np.testing.assert_array_equal(read_salicon_fixations(victim, image_hw=(H, W)), KEPT)
+    assert len(read_salicon_fixations(victim)) == 6  # without the image, the file's own resolution decides
+
+
 # ------------------------------------------------------------------ 3. maps at another resolution than the image
 
 
