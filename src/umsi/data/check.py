@@ -2,10 +2,11 @@
 
 Every file of the layout (see :mod:`umsi.data.layouts`) is opened the way training opens it; each problem is
 reported with its path, what is wrong and a one-line fix. Errors would stop or corrupt training (missing
-pairs, undecodable or truncated files, all-zero maps, bad fixation files, class lists that disagree with the
-folders); warnings are files that load but get converted (grayscale/RGBA/palette/16-bit/CMYK images, 16-bit
-or colour maps, maps of another size, constant maps). Exit code: 0 clean or warnings only, 1 any error,
-2 bad configuration (missing root, unknown layout, missing class mapping file).
+pairs, undecodable or truncated files, all-zero maps, unreadable fixation files, class lists that disagree with
+the folders); warnings are files that load but get converted (grayscale/RGBA/palette/16-bit/CMYK images, 16-bit
+or colour maps, maps of another size, constant maps, fixations outside the image, which are dropped, and images
+with no fixation inside them, which train on their map and are left out of NSS/AUC). Exit code: 0 clean or
+warnings only, 1 any error, 2 bad configuration (missing root, unknown layout, missing class mapping file).
 """
 
 from __future__ import annotations
@@ -29,9 +30,9 @@ from umsi.data.layouts import (
     IMP1K_SPLIT_FILE,
     NATURAL_IMAGES,
     DatasetLayoutError,
+    load_salicon_fixations,
     read_class_mapping,
     read_name_list,
-    read_salicon_fixations,
 )
 from umsi.errors import ConfigError
 
@@ -78,6 +79,7 @@ class _Plan:
     images: list[Path] = field(default_factory=list)
     maps: list[Path] = field(default_factory=list)
     fixations: list[Path] = field(default_factory=list)
+    image_of: dict[Path, Path] = field(default_factory=dict)  # fixation file → its image
     pairs: list[tuple[Path, Path]] = field(default_factory=list)
     other_files: int = 0  # split / list / mapping files read while planning
 
@@ -128,6 +130,7 @@ def _pair(
     if fix_dir is not None and fix_dir.is_dir():
         mats = {p.stem: p for p in sorted(fix_dir.glob("*.mat")) if p.is_file()}
         plan.fixations += mats.values()
+        plan.image_of.update({mat: images[stem] for stem, mat in mats.items() if stem in images})
         for stem, image in images.items():
             if stem not in mats:
                 problems.append(
@@ -346,15 +349,47 @@ def _check_map(path: Path, problems: list[Problem]) -> _FileInfo:
     return info
 
 
-def _check_fixations(path: Path, problems: list[Problem]) -> None:
+def _check_fixations(path: Path, problems: list[Problem], image_size: tuple[int, int] | None = None) -> None:
+    """Read a ``.mat`` file as training does, against its image's (width, height) when known (else the file's
+    ``resolution``): an unreadable file is an error; points outside the image (dropped, the count per file) and
+    a file with no point inside the image are warnings."""
     fix = "re-download the SALICON 2017 fixation file (a 'gaze' struct array with 'fixations')"
+    image_hw = (image_size[1], image_size[0]) if image_size is not None else None
     try:
-        points = read_salicon_fixations(path)
+        fixations = load_salicon_fixations(path, image_hw)
     except Exception as err:
         problems.append(_error(path, f"unusable fixation file: {_describe(err, path)}", fix))
         return
-    if len(points) == 0:
-        problems.append(_error(path, "fixation file has no fixations inside the image", fix))
+    resolution, frame = fixations.resolution, fixations.frame_hw
+    if image_hw is not None and resolution is not None and resolution != image_hw:
+        problems.append(
+            _warning(
+                path,
+                f"'resolution' says {resolution[1]}×{resolution[0]} but the image is {image_hw[1]}×{image_hw[0]}: "
+                "fixations are kept or dropped by the image's size",
+                "check that the file belongs to this image and was recorded at its size",
+            )
+        )
+    image = f"the {frame[1]}×{frame[0]} image" if frame is not None else "the image"
+    counts = f"{fixations.dropped} of {fixations.total} fixations"
+    if len(fixations.points) == 0:
+        problems.append(
+            _warning(
+                path,
+                f"no fixation inside {image} ({counts} outside): it trains on its map and is left out of "
+                "NSS/AUC/sAUC/IG",
+                "none needed if nobody looked at it; otherwise re-export the file with 1-based [x, y] in the image",
+            )
+        )
+    elif fixations.dropped:
+        problems.append(
+            _warning(
+                path,
+                f"{counts} lie outside {image} and are dropped (the MIT/SALICON rule: 0 <= x < width, "
+                "0 <= y < height, 0-based)",
+                "none needed; if many are dropped, check that the points are 1-based [x, y] in image pixels",
+            )
+        )
 
 
 def _size_warning(image: Path, saliency: Path, image_size: tuple[int, int], map_size: tuple[int, int]) -> Problem:
@@ -419,10 +454,14 @@ def scan_dataset(
     else:
         plan = _plan_gdi(root_path, problems)
     infos: dict[Path, _FileInfo] = {}
+
+    def check_fixations(path: Path, found: list[Problem]) -> None:  # after the images: needs their decoded size
+        _check_fixations(path, found, infos.get(plan.image_of.get(path), _FileInfo()).size)
+
     jobs: list[tuple[Path, Callable[[Path, list[Problem]], Any]]] = [
         *((p, _check_image) for p in plan.images),
         *((p, _check_map) for p in plan.maps),
-        *((p, _check_fixations) for p in plan.fixations),
+        *((p, check_fixations) for p in plan.fixations),
     ]
     for path, check in tqdm(jobs, desc=f"checking {kind}", unit="file", disable=not progress):
         result = check(path, problems)

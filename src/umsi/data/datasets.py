@@ -20,7 +20,9 @@ if TYPE_CHECKING:
 
 class SaliencyDataset(Dataset):
     """Items → dict(image (3, H, W), saliency (1, sH, sW), fixations (1, sH, sW), label (), index (),
-    path str). Items without a fixation file get an all-zero fixation map (NSS then contributes 0).
+    path str). Fixations outside the image are dropped. Items without a fixation file, or without a fixation
+    inside the image, get an all-zero fixation map: they train on their map (the NSS loss term is 0) and are
+    left out of the validation NSS.
 
     With a ``cache`` (:mod:`umsi.data.cache`) the letterboxed uint8 arrays come from its memory map instead of
     being decoded; the tensors are the same. A cache holds letterboxed arrays, so it excludes augmentation.
@@ -53,7 +55,11 @@ class SaliencyDataset(Dataset):
         else:
             try:
                 image = read_image_bgr(item.image)
-                fixations = read_salicon_fixations(item.fixations) if item.fixations else np.zeros((0, 2), np.float32)
+                fixations = (
+                    read_salicon_fixations(item.fixations, image_hw=image.shape[:2])
+                    if item.fixations
+                    else np.zeros((0, 2), np.float32)
+                )
                 saliency = read_map(item.saliency)
             except DataFileError as err:
                 raise DataFileError(

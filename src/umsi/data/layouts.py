@@ -115,12 +115,50 @@ def salicon_items(
     return items
 
 
-def read_salicon_fixations(path: str | Path, field: str = "fixations") -> np.ndarray:
-    """(N, 2) float 0-based (x, y) fixations of all subjects in a SALICON 2017 ``.mat`` file.
+def inside_image(points_xy: np.ndarray, hw: tuple[float, float]) -> np.ndarray:
+    """(N,) bool: which 0-based (x, y) points lie inside an image of ``hw`` = (height, width) pixels.
 
-    ``field`` selects ``fixations`` (inferred fixations) or ``location`` (raw mouse samples). Points outside
-    the ``resolution`` stored in the file are dropped. Raises :class:`~umsi.errors.DataFileError` for a file
-    that is not such a ``.mat`` file, whatever its bytes.
+    The one rule for fixations outside the image, everywhere (data check, training targets, NSS/AUC/sAUC and the
+    sAUC negatives): keep 0 <= x < width and 0 <= y < height, drop the rest (NaN and ±inf included). It is the
+    MIT benchmark's / SALICON API's rule, as pysaliency's ``remove_out_of_stimulus_fixations`` writes it.
+    """
+    points = np.asarray(points_xy, dtype=np.float64).reshape(-1, 2)
+    height, width = hw
+    with np.errstate(invalid="ignore"):
+        return (points[:, 0] >= 0) & (points[:, 1] >= 0) & (points[:, 0] < width) & (points[:, 1] < height)
+
+
+@dataclass(frozen=True)
+class SaliconFixations:
+    """The fixations of one SALICON 2017 ``.mat`` file.
+
+    ``points``: (N, 2) float32 0-based (x, y) inside ``frame_hw``; ``total``: points in the file; ``frame_hw``:
+    (height, width) they were checked against (the image's own size when given, else the file's ``resolution``;
+    None when neither is known, and then only negative or non-finite points are dropped); ``resolution``: the
+    file's ``resolution`` field as (height, width), None when absent.
+    """
+
+    points: np.ndarray
+    total: int
+    frame_hw: tuple[int, int] | None
+    resolution: tuple[int, int] | None
+
+    @property
+    def dropped(self) -> int:
+        """How many points of the file lie outside the image and were dropped."""
+        return self.total - len(self.points)
+
+
+def load_salicon_fixations(
+    path: str | Path, image_hw: tuple[int, int] | None = None, field: str = "fixations"
+) -> SaliconFixations:
+    """Read a SALICON 2017 ``.mat`` file: every subject's ``field`` points (``fixations``: inferred fixations,
+    ``location``: raw mouse samples), converted once from the file's 1-based [x, y] to 0-based (x, y), then the
+    points outside the image dropped (:func:`inside_image`). The image is ``image_hw`` = (height, width) of the
+    decoded image when given, else the file's own ``resolution`` field when present.
+
+    Raises :class:`~umsi.errors.DataFileError` naming the file for a file that is not such a ``.mat`` file,
+    whatever its bytes.
     """
     try:
         mat = scipy.io.loadmat(str(path))
@@ -134,14 +172,25 @@ def read_salicon_fixations(path: str | Path, field: str = "fixations") -> np.nda
     try:
         chunks = [np.asarray(entry[field], dtype=np.float64).reshape(-1, 2) for entry in gaze.flat]
         points = np.concatenate(chunks) if chunks else np.zeros((0, 2))
-        points = points - 1.0  # 1-based [x, y] → 0-based
+        points = points - 1.0  # 1-based [x, y] → 0-based, here and nowhere else
+        resolution = None
         if "resolution" in mat:
             height, width = np.asarray(mat["resolution"], dtype=np.float64).reshape(-1)[:2]
-            inside = (points[:, 0] >= 0) & (points[:, 1] >= 0) & (points[:, 0] < width) & (points[:, 1] < height)
-            points = points[inside]
+            resolution = (int(height), int(width))
     except (ValueError, TypeError, IndexError) as err:
         raise DataFileError(f"{path}: malformed fixations ({err})") from None
-    return points.astype(np.float32)
+    frame_hw = (int(image_hw[0]), int(image_hw[1])) if image_hw is not None else resolution
+    keep = inside_image(points, frame_hw) if frame_hw is not None else inside_image(points, (np.inf, np.inf))
+    return SaliconFixations(points[keep].astype(np.float32), len(points), frame_hw, resolution)
+
+
+def read_salicon_fixations(
+    path: str | Path, field: str = "fixations", image_hw: tuple[int, int] | None = None
+) -> np.ndarray:
+    """(N, 2) float32 0-based (x, y) fixations of all subjects in a SALICON 2017 ``.mat`` file, without the points
+    outside the image (``image_hw`` = (height, width), else the file's ``resolution``); see
+    :func:`load_salicon_fixations`, which also says how many were dropped."""
+    return load_salicon_fixations(path, image_hw, field).points
 
 
 def imp1k_classes(root: str | Path, key: str = "data.root") -> list[str]:

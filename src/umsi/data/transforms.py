@@ -11,6 +11,8 @@ import cv2
 import numpy as np
 import torch
 
+from umsi.data.layouts import inside_image
+
 # Caffe/VGG means of the B, G, R channels; the official model subtracts them with no scaling.
 CAFFE_BGR_MEAN = (103.939, 116.779, 123.68)
 TIMM_MEAN = TIMM_STD = (0.5, 0.5, 0.5)
@@ -70,19 +72,29 @@ def unletterbox(saliency: np.ndarray, original_hw: tuple[int, int]) -> np.ndarra
     return resized[top : top + height]
 
 
-def fixation_map(points_xy: np.ndarray, src_hw: tuple[int, int], dst_hw: tuple[int, int]) -> np.ndarray:
-    """Binary (dst_h, dst_w) float32 map with a 1 at each fixation, placed as the letterbox places the image.
+def fixation_pixels(
+    points_xy: np.ndarray, src_hw: tuple[int, int], dst_hw: tuple[int, int]
+) -> tuple[np.ndarray, np.ndarray]:
+    """(rows, cols) int arrays: where the fixations land in a (dst_h, dst_w) canvas, placed as the letterbox
+    places the image.
 
-    points_xy: (N, 2) 0-based (x, y) pixel coordinates in the source image. Each point maps to
-    (round(y·new_h/src_h), round(x·new_w/src_w)) clamped to the resized area, as the official code does.
+    points_xy: (N, 2) 0-based (x, y) pixel coordinates in the (src_h, src_w) source image. Points outside it are
+    dropped (:func:`~umsi.data.layouts.inside_image`); each other point maps to (round(y·new_h/src_h),
+    round(x·new_w/src_w)) clamped to the resized area, as the official code does.
     """
     geo = LetterboxGeometry.fit(src_hw, dst_hw)
+    pts = np.asarray(points_xy, dtype=np.float64).reshape(-1, 2)
+    pts = pts[inside_image(pts, src_hw)]
+    rows = np.clip(np.round(pts[:, 1] * geo.new_h / src_hw[0]), 0, geo.new_h - 1).astype(int) + geo.top
+    cols = np.clip(np.round(pts[:, 0] * geo.new_w / src_hw[1]), 0, geo.new_w - 1).astype(int) + geo.left
+    return rows, cols
+
+
+def fixation_map(points_xy: np.ndarray, src_hw: tuple[int, int], dst_hw: tuple[int, int]) -> np.ndarray:
+    """Binary (dst_h, dst_w) float32 map with a 1 at each fixation inside the source image, placed as the
+    letterbox places the image (:func:`fixation_pixels`)."""
     out = np.zeros(dst_hw, dtype=np.float32)
-    if len(points_xy):
-        pts = np.asarray(points_xy, dtype=np.float64)
-        rows = np.clip(np.round(pts[:, 1] * geo.new_h / src_hw[0]), 0, geo.new_h - 1).astype(int) + geo.top
-        cols = np.clip(np.round(pts[:, 0] * geo.new_w / src_hw[1]), 0, geo.new_w - 1).astype(int) + geo.left
-        out[rows, cols] = 1.0
+    out[fixation_pixels(points_xy, src_hw, dst_hw)] = 1.0
     return out
 
 
@@ -120,7 +132,12 @@ def build_augmentation(
     seed: int | None = 0,
 ) -> A.Compose:
     """Joint augmentation at the source resolution: the same flip / small affine / crop-or-pad is applied to
-    the image, its saliency map (bilinear) and its fixation points (dropped when they leave the image).
+    the image, its saliency map and its fixation points. Call it as ``aug(image=..., saliency=..., content=...,
+    keypoints=...)``: the map is a continuous target of type ``image`` (``additional_targets``), so it is
+    resampled bilinearly exactly like the image (a ``mask`` would go through nearest-neighbour); fixations are
+    albumentations keypoints (pixel-index ``xy``), moved with the image. ``content`` (optional, type ``image``)
+    is an all-255 map of the source: afterwards it shows where the source pixels landed, which
+    :class:`SampleTransform` uses to drop the fixations that left the image (:func:`keep_on_content`).
 
     albumentations keeps its own random state (global seeds do not reach it): ``seed`` makes it reproducible,
     and :func:`seed_augmentation_worker` gives each DataLoader worker its own stream."""
@@ -131,11 +148,12 @@ def build_augmentation(
                 rotate=(-rotate, rotate),
                 scale=scale,
                 translate_percent=(-translate, translate),
-                mask_interpolation=cv2.INTER_LINEAR,
+                interpolation=cv2.INTER_LINEAR,
                 p=affine_p,
             ),
-            A.CropAndPad(percent=(-crop_pad, crop_pad), keep_size=True, p=crop_pad_p),
+            A.CropAndPad(percent=(-crop_pad, crop_pad), keep_size=True, interpolation=cv2.INTER_LINEAR, p=crop_pad_p),
         ],
+        additional_targets={"saliency": "image", "content": "image"},
         keypoint_params=A.KeypointParams(format="xy", remove_invisible=True),
         seed=seed,
     )
@@ -156,12 +174,28 @@ def seed_augmentation_worker(worker_id: int) -> None:
     pl_worker_init_function(worker_id)
 
 
+def keep_on_content(points_xy: np.ndarray, content: np.ndarray) -> np.ndarray:
+    """The augmented fixations (N, 2) 0-based pixel-index (x, y) whose pixel still shows the source image: inside
+    the frame and at least half covered by source content (``content`` >= 128, the all-255 map augmented with the
+    image, 0 where padding or the affine's border came in).
+
+    albumentations keeps a keypoint while 0 <= x < W, half a pixel beyond the last pixel centre (W − 1), so after a
+    rotation followed by a pad such a point can sit on the padding next to its pixel; this drops it, as a fixation
+    that left the image."""
+    points = np.asarray(points_xy, dtype=np.float64).reshape(-1, 2)
+    height, width = content.shape[:2]
+    cols, rows = np.floor(points[:, 0] + 0.5).astype(int), np.floor(points[:, 1] + 0.5).astype(int)
+    keep = (cols >= 0) & (rows >= 0) & (cols < width) & (rows < height)
+    keep[keep] = content[rows[keep], cols[keep]] >= 128
+    return points[keep]
+
+
 class SampleTransform:
     """Turns one (image, map, fixations) triple into network tensors.
 
-    image (H, W, 3) uint8 BGR, saliency (h, w) uint8 (resized to H×W if it differs), fixations (N, 2) 0-based
-    x, y → {"image": (3, *input_size), "saliency": (1, *output_size) in [0, 1],
-    "fixations": (1, *output_size) binary}. ``output_size`` = input_size × output_scale.
+    image (H, W, 3) uint8 BGR, saliency (h, w) uint8 (resized bilinearly to H×W if it differs), fixations (N, 2)
+    0-based x, y in the image (points outside it are dropped) → {"image": (3, *input_size), "saliency":
+    (1, *output_size) in [0, 1], "fixations": (1, *output_size) binary}. ``output_size`` = input_size × output_scale.
     """
 
     def __init__(
@@ -182,8 +216,12 @@ class SampleTransform:
         if saliency.shape[:2] != image.shape[:2]:
             saliency = cv2.resize(saliency, (image.shape[1], image.shape[0]), interpolation=cv2.INTER_LINEAR)
         if self.augmentation is not None:
-            out = self.augmentation(image=image, mask=saliency, keypoints=np.asarray(fixations).reshape(-1, 2))
-            image, saliency, fixations = out["image"], out["mask"], np.asarray(out["keypoints"])[:, :2]
+            points = np.asarray(fixations, dtype=np.float32).reshape(-1, 2)
+            points = points[inside_image(points, image.shape[:2])]  # albumentations refuses points outside
+            content = np.full(image.shape[:2], 255, np.uint8)
+            out = self.augmentation(image=image, saliency=saliency, content=content, keypoints=points)
+            image, saliency = out["image"], out["saliency"]
+            fixations = keep_on_content(np.asarray(out["keypoints"])[:, :2], out["content"])
         src_hw = image.shape[:2]
         saliency_out = letterbox(saliency, self.output_size).astype(np.float32) / 255.0
         return {

@@ -40,13 +40,17 @@ def dataset_items(key: str, root: Path, class_names: Sequence[str], cfg: DictCon
 
 
 def summarize(records: Sequence[dict[str, Any]], class_names: Sequence[str]) -> dict[str, Any]:
-    """Per-image records → means per convention and metric, overall and per-class accuracy."""
+    """Per-image records → means per convention and metric, overall and per-class accuracy; ``n_scored`` per
+    metric, and ``n_without_fixations``: images with a fixation file but no fixation inside the image, left out of
+    the fixation metrics (NSS, AUC, sAUC, IG) as pysaliency does."""
     sums: dict[str, list[float]] = defaultdict(list)
     for record in records:
         for key, value in record.items():
             if "/" in key and key != "path":
                 sums[key].append(value)
     summary: dict[str, Any] = {"n_images": len(records)}
+    if any("n_fixations" in record for record in records):
+        summary["n_without_fixations"] = sum(record.get("n_fixations") == 0 for record in records)
     for key, values in sorted(sums.items()):
         conv, metric = key.split("/", 1)
         summary.setdefault(conv, {})[metric] = float(np.mean(values))
@@ -121,6 +125,13 @@ def evaluate(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
                 write_image(out_dir / f"examples_{key}.png", picture)
         base_records = score(items, transform, None, settings, others, f"{key}: centre bias")
         entry["models"][CENTER_BIAS] = summarize(base_records, models[0].class_names)
+        if entry["models"][CENTER_BIAS].get("n_without_fixations"):
+            log.warning(
+                "%s: %d of %d images have no fixation inside the image: left out of NSS, AUC, sAUC and IG",
+                key,
+                entry["models"][CENTER_BIAS]["n_without_fixations"],
+                len(items),
+            )
         records += [{"dataset": key, "model": CENTER_BIAS, **r} for r in base_records]
         entry["n_images"] = len(items)
         results["datasets"][key] = entry

@@ -2,15 +2,22 @@
 
 By default each prediction is brought back to its ground-truth map's original size (``unletterbox``) before
 scoring, as the official evaluation does; ``frame="letterbox"`` scores in the network's letterboxed output frame.
-Every metric is computed under both conventions ("umsi" and "mit"); fixation metrics only for images that have
-fixations.
+Every metric is computed under both conventions ("umsi" and "mit"); fixation metrics only for images that have a
+fixation inside them (the others are counted: ``n_fixations`` = 0 in their record).
+
+Frames (:class:`ScoringFrame`): fixations are read in their image's pixels (points outside the image dropped,
+:func:`~umsi.data.layouts.inside_image`) and converted into the frame the image is scored in from each file's own
+size: ×(map size / image size) in the original frame (the map may be stored at another resolution than the
+image), the letterbox placement in the output frame. The sAUC negatives, other images' fixations, are first
+rescaled from their own image's size to this one's (pysaliency's ``create_nonfixations``), then converted the same
+way.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
@@ -20,7 +27,7 @@ from tqdm.auto import tqdm
 from umsi.checkpoints.loading import LoadedModel
 from umsi.data.layouts import SaliencyItem, read_salicon_fixations
 from umsi.data.readers import read_image_bgr, read_map
-from umsi.data.transforms import SampleTransform, letterbox, unletterbox
+from umsi.data.transforms import SampleTransform, fixation_pixels, letterbox, unletterbox
 from umsi.metrics import functional as M
 
 CONVENTIONS = ("umsi", "mit")
@@ -49,8 +56,43 @@ class ScoringSettings:
             raise ValueError(f"frame={self.frame!r}: choose one of {FRAMES}")
 
 
+class ScoringFrame(NamedTuple):
+    """The frame one image is scored in, from its own files' sizes (each (height, width) in pixels):
+    ``kind`` "original" (the ground-truth map's ``map_hw``) or "letterbox" (the network's ``output_hw``, where the
+    image of ``image_hw`` is placed as the letterbox places it)."""
+
+    kind: str
+    image_hw: tuple[int, int]
+    map_hw: tuple[int, int]
+    output_hw: tuple[int, int]
+
+    @property
+    def hw(self) -> tuple[int, int]:
+        """(H, W) of the maps scored in this frame."""
+        return self.map_hw if self.kind == "original" else self.output_hw
+
+    def counts(self, points: np.ndarray, points_hw: tuple[int, int]) -> torch.Tensor:
+        """(H, W) float64 number of fixations per pixel of this frame.
+
+        points: (N, 2) 0-based (x, y) inside an image of ``points_hw`` (this image's size for its own fixations,
+        another image's for sAUC negatives, which are stretched to this image as pysaliency does: x · W / W_other).
+        Original frame: x · (map W / W_other), truncated to the pixel (pysaliency's ``x_int``); letterbox frame:
+        rescaled to this image, then placed with :func:`~umsi.data.transforms.fixation_pixels` (the training
+        targets' rule). A point inside its image stays inside the frame."""
+        points = np.asarray(points, dtype=np.float64).reshape(-1, 2)
+        if self.kind == "original":
+            scale = np.array([self.map_hw[1] / points_hw[1], self.map_hw[0] / points_hw[0]])
+            return M.fixations_to_map([points * scale], *self.map_hw, binary=False)[0]
+        scale = np.array([self.image_hw[1] / points_hw[1], self.image_hw[0] / points_hw[0]])
+        rows, cols = fixation_pixels(points * scale, self.image_hw, self.output_hw)
+        out = torch.zeros(self.output_hw[0] * self.output_hw[1], dtype=torch.float64)
+        out.index_add_(0, torch.from_numpy(rows * self.output_hw[1] + cols), torch.ones(len(rows), dtype=out.dtype))
+        return out.reshape(self.output_hw)
+
+
 class _EvalDataset(Dataset):
-    """Network input plus the originals: map (H, W) in [0, 1] and fixation points (N, 2) 0-based x, y."""
+    """Network input plus the originals: map (H, W) in [0, 1], the image's (H, W) and its fixation points (N, 2)
+    0-based x, y in the image's pixels (points outside it dropped; None without a fixation file)."""
 
     def __init__(self, items: Sequence[SaliencyItem], transform: SampleTransform) -> None:
         self.items, self.transform = list(items), transform
@@ -61,12 +103,12 @@ class _EvalDataset(Dataset):
     def __getitem__(self, index: int) -> dict[str, Any]:
         item = self.items[index]
         image, saliency = read_image_bgr(item.image), read_map(item.saliency)
-        points = read_salicon_fixations(item.fixations) if item.fixations else None
+        image_hw = image.shape[:2]
+        points = read_salicon_fixations(item.fixations, image_hw=image_hw) if item.fixations else None
         sample = self.transform(image, saliency, points if points is not None else np.zeros((0, 2), np.float32))
-        if points is not None and saliency.shape != image.shape[:2]:  # scored at the map's own size
-            points = points * np.array([saliency.shape[1] / image.shape[1], saliency.shape[0] / image.shape[0]])
         sample.update(
             original_map=saliency.astype(np.float32) / 255.0,
+            image_hw=image_hw,
             points=points,
             label=item.label,
             path=str(item.image),
@@ -77,28 +119,51 @@ class _EvalDataset(Dataset):
 
 def _collate(samples: list[dict[str, Any]]) -> dict[str, Any]:
     batch: dict[str, Any] = {k: torch.stack([s[k] for s in samples]) for k in ("image", "saliency", "fixations")}
-    for key in ("original_map", "points", "label", "path", "index"):
+    for key in ("original_map", "image_hw", "points", "label", "path", "index"):
         batch[key] = [s[key] for s in samples]
     return batch
 
 
 class OtherFixations:
-    """sAUC negatives: every other image's fixations, in relative coordinates, rescaled to the image scored.
-    Built once per dataset (it reads every fixation file) and shared by all the models scored on it."""
+    """sAUC negatives: for the image scored, the pixels fixated in every *other* image, each rescaled from its own
+    image's size (pysaliency's ``create_nonfixations``) and converted into the scoring frame.
+
+    Built once per dataset (it decodes every image for its size and reads every fixation file) and shared by all
+    the models scored on it. Per frame size the fixation counts of all images are summed once; an image's
+    negatives are that sum minus its own counts, so scoring N images costs O(N + all fixations), not O(N²)."""
+
+    _KEPT_FRAMES = 8  # summed count maps kept (a dataset has few distinct frame sizes)
 
     def __init__(self, items: Sequence[SaliencyItem]) -> None:
-        self.relative: list[np.ndarray] = []
+        self.points: list[np.ndarray] = []
+        self.image_hw: list[tuple[int, int]] = []
         for item in items:
             if item.fixations is None:
-                self.relative.append(np.zeros((0, 2)))
+                self.points.append(np.zeros((0, 2)))
+                self.image_hw.append((1, 1))
                 continue
-            height, width = read_map(item.saliency).shape
-            self.relative.append(read_salicon_fixations(item.fixations) / np.array([width, height]))
+            hw = read_image_bgr(item.image).shape[:2]
+            self.points.append(read_salicon_fixations(item.fixations, image_hw=hw))
+            self.image_hw.append(hw)
+        self._totals: dict[tuple, torch.Tensor] = {}
 
-    def map_for(self, index: int, hw: tuple[int, int]) -> torch.Tensor:
-        others = [p for i, p in enumerate(self.relative) if i != index and len(p)]
-        points = np.concatenate(others) * np.array([hw[1], hw[0]]) if others else np.zeros((0, 2))
-        return M.fixations_to_map([points], *hw)[0]
+    def _total(self, frame: ScoringFrame) -> torch.Tensor:
+        # the original frame's scale (map / other image) does not depend on this image's size; the letterbox one does
+        key = (frame.kind, frame.hw, frame.image_hw if frame.kind == "letterbox" else None)
+        if key not in self._totals:
+            if len(self._totals) >= self._KEPT_FRAMES:
+                self._totals.pop(next(iter(self._totals)))
+            total = torch.zeros(frame.hw, dtype=torch.float64)
+            for points, hw in zip(self.points, self.image_hw, strict=True):
+                if len(points):
+                    total += frame.counts(points, hw)
+            self._totals[key] = total
+        return self._totals[key]
+
+    def nonfixation_map(self, index: int, frame: ScoringFrame) -> torch.Tensor:
+        """(H, W) float64 binary map, H×W = ``frame.hw``: 1 where at least one other image has a fixation."""
+        own = frame.counts(self.points[index], self.image_hw[index]) if len(self.points[index]) else 0.0
+        return ((self._total(frame) - own) > 0.5).double()
 
 
 def image_metrics(
@@ -153,7 +218,10 @@ def score(
     for batch in tqdm(loader, desc=description, disable=not settings.progress, leave=False):
         maps, logits = (None, None) if predict is None else predict(batch["image"].to(settings.device))
         for i in range(len(batch["path"])):
-            record = _score_one(batch, i, maps, others, settings)
+            try:
+                record = _score_one(batch, i, maps, others, settings)
+            except ValueError as err:
+                raise ValueError(f"scoring {batch['path'][i]}: {err}") from err
             record["label"] = batch["label"][i]
             if logits is not None and batch["label"][i] >= 0:
                 record["predicted_label"] = int(logits[i].argmax())
@@ -165,14 +233,12 @@ def score(
 def _score_one(
     batch: dict[str, Any], i: int, maps: torch.Tensor | None, others: OtherFixations, settings: ScoringSettings
 ) -> dict[str, Any]:
-    points = batch["points"][i]
-    if settings.frame == "original":
-        target = torch.from_numpy(batch["original_map"][i])
-        hw = tuple(target.shape)
-        fixations = M.fixations_to_map([points], *hw)[0] if points is not None else None
-    else:
-        target, hw = batch["saliency"][i, 0], tuple(batch["saliency"].shape[-2:])
-        fixations = batch["fixations"][i, 0] if points is not None else None
+    points, image_hw = batch["points"][i], batch["image_hw"][i]
+    frame = ScoringFrame(settings.frame, image_hw, batch["original_map"][i].shape, tuple(batch["saliency"].shape[-2:]))
+    hw = frame.hw
+    target = torch.from_numpy(batch["original_map"][i]) if frame.kind == "original" else batch["saliency"][i, 0]
+    # binary maps of the fixated pixels, as the official evaluation's fixation maps (the "umsi" convention's weights)
+    fixations = (frame.counts(points, image_hw) > 0).double() if points is not None else None
     baseline = _center_bias(batch, i, hw, settings)
     if maps is None:
         pred = baseline
@@ -182,17 +248,19 @@ def _score_one(
             pred_map = M.gaussian_blur(pred_map[None], settings.blur_sigma)[0]
         pred_map = pred_map.cpu().numpy()
         pred = torch.from_numpy(unletterbox(pred_map, hw) if settings.frame == "original" else pred_map)
-    nonfix = others.map_for(batch["index"][i], hw) if points is not None else None
-    return {"path": batch["path"][i], **image_metrics(pred, target, fixations, nonfix, baseline, settings)}
+    nonfix = others.nonfixation_map(batch["index"][i], frame) if points is not None else None
+    record: dict[str, Any] = {"path": batch["path"][i]}
+    if points is not None:
+        record["n_fixations"] = len(points)  # inside the image; 0: left out of the fixation metrics
+    return {**record, **image_metrics(pred, target, fixations, nonfix, baseline, settings)}
 
 
 def _center_bias(batch: dict[str, Any], i: int, hw: tuple[int, int], settings: ScoringSettings) -> torch.Tensor:
-    """Centred Gaussian over the image: at its own size in the original frame; in the letterboxed frame, over the
+    """Centred Gaussian over the image: at the map's size in the original frame; in the letterboxed frame, over the
     area the image occupies (zero on the bars)."""
     if settings.frame == "original":
         return M.center_bias_map(*hw)
-    original_hw = batch["original_map"][i].shape
-    placed = letterbox(np.ones(original_hw, np.float32), hw) > 0
+    placed = letterbox(np.ones(batch["image_hw"][i], np.float32), hw) > 0
     rows, cols = np.nonzero(placed)
     out = torch.zeros(hw)
     top, left = rows.min(), cols.min()

@@ -249,7 +249,11 @@ def fixations_to_map(
 
     A tensor (B, H, W) / (B, 1, H, W) is taken as a fixation map (binarised to F > 0 if ``binary``). A list of
     B point arrays (N_i, 2) of 0-based (x, y) pixel coordinates (truncated to int) becomes a count map (number of
-    fixations per pixel) or, with ``binary``, the 0/1 map of fixated pixels (duplicates collapse, as MIT)."""
+    fixations per pixel) or, with ``binary``, the 0/1 map of fixated pixels (duplicates collapse, as MIT).
+
+    Points must lie inside the map, 0 <= x < W and 0 <= y < H (the rule :func:`umsi.data.layouts.inside_image`
+    applies when fixation files are read, and the evaluation converts them into the map's frame); any other point
+    raises ``ValueError``."""
     if isinstance(fixations, torch.Tensor):
         fmap = _batch_maps(fixations).to(device=device or fixations.device, dtype=torch.float64)
         if fmap.shape[-2:] != (height, width):
@@ -261,9 +265,15 @@ def fixations_to_map(
         pts = pts.reshape(-1, 2).to(device=out.device, dtype=torch.float64)
         if pts.numel() == 0:
             continue
+        inside = (pts[:, 0] >= 0) & (pts[:, 1] >= 0) & (pts[:, 0] < width) & (pts[:, 1] < height)
+        if not bool(inside.all()):
+            x_bad, y_bad = pts[~inside][0].tolist()
+            raise ValueError(
+                f"image {i}: {int((~inside).sum())} fixations outside the {width}×{height} (W×H) map, e.g. "
+                f"(x, y) = ({x_bad:g}, {y_bad:g}); points are 0-based and need 0 <= x < W, 0 <= y < H: drop the "
+                "others or convert them into this map's frame first"
+            )
         x, y = pts[:, 0].trunc().long(), pts[:, 1].trunc().long()
-        if bool((x < 0).any() | (y < 0).any() | (x >= width).any() | (y >= height).any()):
-            raise ValueError(f"image {i}: fixation outside the {height}×{width} map (points are 0-based x, y)")
         out[i].index_add_(0, y * width + x, torch.ones_like(pts[:, 0]))
     out = out.reshape(-1, height, width)
     return (out > 0).double() if binary else out
