@@ -119,7 +119,7 @@ def _digest(path: Path) -> str:
 
 def test_cli_onnx_end_to_end(trained: Path, tmp_path: Path) -> None:
     env = {**os.environ, "WANDB_MODE": "disabled"}
-    cmd = [sys.executable, "-m", "umsi.inference.export", "ckpt=latest", f"outputs_dir={trained}", "format=onnx"]
+    cmd = [sys.executable, "-m", "umsi.cli.export", "ckpt=latest", f"outputs_dir={trained}", "format=onnx"]
     result = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600, cwd=tmp_path)
     print(result.stdout)
     assert result.returncode == 0, result.stderr[-3000:]

@@ -293,7 +293,7 @@ def test_weights_only_file_and_renumbered_residuals(tmp_path: Path) -> None:
 
 def _run_cli(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "umsi.official.convert", *args], capture_output=True, text=True, timeout=300
+        [sys.executable, "-m", "umsi.cli.convert_keras", *args], capture_output=True, text=True, timeout=300
     )
 
 

@@ -96,7 +96,7 @@ def test_a_corrupt_file_is_reported_and_the_rest_written(checkpoint: Path, image
     (images / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
     out = tmp_path / "out"
     env = {**os.environ, "WANDB_MODE": "disabled"}
-    cmd = [sys.executable, "-m", "umsi.inference.predict", f"ckpt={checkpoint}", f"input={images}", f"output={out}"]
+    cmd = [sys.executable, "-m", "umsi.cli.predict", f"ckpt={checkpoint}", f"input={images}", f"output={out}"]
     result = subprocess.run(
         [*cmd, "progress=false", "num_workers=1"], capture_output=True, text=True, env=env, timeout=300
     )
