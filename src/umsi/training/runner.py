@@ -24,6 +24,7 @@ from pytorch_lightning.loggers import WandbLogger
 
 from umsi.callbacks.handoff import best_checkpoint
 from umsi.checkpoints.files import SafeCheckpointIO
+from umsi.data.splits import SPLIT_FILE, write_split
 from umsi.errors import MissingPathError
 from umsi.models import without_encoder_init
 from umsi.training.data_check import check_training_data
@@ -153,6 +154,8 @@ def train_stage(cfg: DictConfig, finish_wandb: bool = True) -> StageResult:
     skipped = check_training_data(cfg.data, output_dir)
     pl.seed_everything(cfg.seed, workers=True)
     datamodule = build_datamodule(cfg, skipped)
+    if getattr(datamodule, "split", None):  # umsi-eval scores exactly these validation lists
+        write_split(output_dir / SPLIT_FILE, datamodule.split)
     module = build_module(cfg, datamodule.class_names)
     callbacks = _instantiate_all(cfg.get("callbacks"))
     if cfg.get("scheduler"):

@@ -1,0 +1,78 @@
+"""One split per run, recorded: a training stage writes the images it trained and validated on (split.json), and
+umsi-eval scores exactly that run's validation list, never a silently re-drawn one."""
+
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from hydra import compose
+
+from umsi.data.layouts import IMP1K_SPLIT_FILE
+from umsi.data.splits import SPLIT_FILE
+from umsi.evaluation.runner import evaluate, split_lines
+from umsi.training.runner import run
+
+
+def _per_image(report: Path) -> list[dict[str, str]]:
+    with open(report / "per_image.csv") as f:
+        return list(csv.DictReader(f))
+
+
+def test_evaluation_scores_the_runs_own_validation_list(
+    tiny_cfg, synthetic_root: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An Imp1k tree without its split file, trained with seed 1 and evaluated with seed 0: umsi-eval scores exactly
+    the run's held-out images, none it trained on. Without the run's recorded split it says that it draws its own
+    hold-out and names the seed."""
+    imp1k = shutil.copytree(synthetic_root / "imp1k", tmp_path / "imp1k")
+    (imp1k / IMP1K_SPLIT_FILE).unlink()
+    cfg, overrides = tiny_cfg(
+        "stage=finetune",
+        "seed=1",
+        f"data.root={imp1k}",
+        "data.val_per_class=2",
+        "data.salicon_per_epoch=4",
+        "data.val_salicon_items=2",
+    )
+    run(cfg, overrides)
+    split_path = tmp_path / "run" / SPLIT_FILE
+    split = json.loads(split_path.read_text())
+    assert split["imp1k"]["source"] == f"no {IMP1K_SPLIT_FILE}: 2 images per class held out with seed 1"
+    assert len(split["salicon"]["train"]) == 12 and len(split["salicon"]["val"]) == 2
+    trained = {str(imp1k / p) for p in split["imp1k"]["train"]}
+    held_out = [str(imp1k / p) for p in split["imp1k"]["val"]]
+    assert len(held_out) == 10 and len(trained) == 10 and not trained & set(held_out)
+
+    eval_overrides = [
+        f"checkpoints=[{tmp_path / 'run' / 'checkpoints' / 'last.ckpt'}]",
+        "names=[ours]",
+        f"datasets.imp1k={imp1k}",
+        "imp1k.val_per_class=2",
+        "datasets.salicon=null",
+        "datasets.gdi=null",
+        "paths.root_dir=/tmp/x",
+        "seed=0",
+        "examples=0",
+        "progress=false",
+        "logger.wandb=false",
+    ]
+    results = evaluate(compose(config_name="eval", overrides=eval_overrides), tmp_path / "eval")
+    scored = [r["path"] for r in _per_image(tmp_path / "eval") if r["model"] == "ours"]
+    assert scored == held_out  # exactly the run's list, in its order: no image it trained on
+    assert split_lines(results) == [
+        f"imp1k for ours: {split_path} (the validation list recorded by the model's training run)"
+    ]
+
+    split_path.unlink()  # a run from before splits were recorded
+    with caplog.at_level("WARNING"):
+        results = evaluate(compose(config_name="eval", overrides=eval_overrides), tmp_path / "eval2")
+    (line,) = split_lines(results)
+    assert line.startswith(f"imp1k for ours: no split recorded with the checkpoint and no {IMP1K_SPLIT_FILE} in")
+    assert "2 images per class held out with seed 0" in line
+    assert any("held out with seed 0" in r.getMessage() for r in caplog.records if r.levelname == "WARNING")
+    redrawn = {r["path"] for r in _per_image(tmp_path / "eval2") if r["model"] == "ours"}
+    assert redrawn & trained  # what the warning is about: another seed's hold-out includes training images
