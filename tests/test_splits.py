@@ -76,3 +76,25 @@ def test_evaluation_scores_the_runs_own_validation_list(
     assert any("held out with seed 0" in r.getMessage() for r in caplog.records if r.levelname == "WARNING")
     redrawn = {r["path"] for r in _per_image(tmp_path / "eval2") if r["model"] == "ours"}
     assert redrawn & trained  # what the warning is about: another seed's hold-out includes training images
+
+
+def test_a_split_recorded_for_another_tree_is_not_used(synthetic_root: Path, tmp_path: Path) -> None:
+    from hydra import initialize_config_dir
+
+    from umsi.data.layouts import DatasetLayoutError, class_names
+    from umsi.evaluation.runner import dataset_items
+    from umsi.paths import CONFIG_DIR
+
+    imp1k = synthetic_root / "imp1k"
+    names = class_names(imp1k)
+    present = sorted(p.relative_to(imp1k).as_posix() for p in (imp1k / "imgs").rglob("*.jpg"))[:2]
+    split_path = tmp_path / SPLIT_FILE
+    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+        cfg = compose(config_name="eval", overrides=["paths.root_dir=/tmp/x"])
+    split_path.write_text(json.dumps({"imp1k": {"root": "/other", "source": "", "train": ["imgs/a/x.png"], "val": []}}))
+    items, source = dataset_items("imp1k", imp1k, names, cfg, split_path)
+    assert source == f"{imp1k / IMP1K_SPLIT_FILE} ({split_path} is for another imp1k tree (/other))"
+    assert len(items) == 10  # the tree's own split file
+    split_path.write_text(json.dumps({"imp1k": {"root": str(imp1k), "source": "", "train": present, "val": ["x.png"]}}))
+    with pytest.raises(DatasetLayoutError, match=r"1 of the 3 imp1k images the run trained and validated on are miss"):
+        dataset_items("imp1k", imp1k, names, cfg, split_path)

@@ -43,12 +43,12 @@ def dataset_items(
     run (``split_path``), the dataset's split file, or a hold-out drawn with ``cfg.seed`` (said in a warning, since
     a model trained on this tree with another seed may have trained on some of those images). Images of the run's
     recorded training list are never scored silently: any overlap is a warning naming the count."""
-    recorded = read_split(split_path) if split_path is not None else {}
+    entry, why = _recorded_entry(split_path, key, root)
     if key == "salicon":
         label = class_names.index(layouts.NATURAL_IMAGES) if layouts.NATURAL_IMAGES in class_names else -1
         items, source = layouts.salicon_items(root, "val", label, key="datasets.salicon"), "the SALICON val folder"
-    elif key == "imp1k" and "imp1k" in recorded:
-        names = [_imgs_relative(path, root, split_path) for path in recorded_images(recorded["imp1k"], "val", root)]
+    elif key == "imp1k" and entry is not None:
+        names = [_imgs_relative(path, root, split_path) for path in recorded_images(entry, "val", root)]
         items = layouts.imp1k_named_items(root, list(class_names), names, split_path, key="datasets.imp1k")
         source = f"{split_path} (the validation list recorded by the model's training run)"
     elif key == "imp1k":
@@ -57,10 +57,10 @@ def dataset_items(
             root, list(class_names), cfg.imp1k.val_per_class, cfg.seed, cfg.imp1k.split_file, key="datasets.imp1k"
         )[1]
         if split_file is not None:
-            source = f"{split_file} (no split recorded with the checkpoint)"
+            source = f"{split_file} ({why})"
         else:
             source = (
-                f"no split recorded with the checkpoint and no {cfg.imp1k.split_file} in {root}: "
+                f"{why} and no {cfg.imp1k.split_file} in {root}: "
                 f"{cfg.imp1k.val_per_class} images per class held out with seed {cfg.seed} (umsi-eval's seed); a "
                 "model trained on this tree with another seed may have trained on some of them"
             )
@@ -69,14 +69,36 @@ def dataset_items(
         items, source = layouts.gdi_items(root, "all", key="datasets.gdi"), "all of GDI (train and val folders)"
     else:
         raise ValueError(f"unknown dataset {key!r}; expected one of {DATASET_KEYS}")
-    if key in recorded:
-        trained = set(recorded_images(recorded[key], "train", root))
+    if entry is not None:
+        trained = set(recorded_images(entry, "train", root))
         overlap = sum(item.image in trained for item in items)
         if overlap:
             log.warning(
                 "%s: %d of the %d images scored are in the training list of %s", key, overlap, len(items), split_path
             )
     return items, source
+
+
+def _recorded_entry(split_path: Path | None, key: str, root: Path) -> tuple[dict[str, Any] | None, str]:
+    """The entry of dataset ``key`` in a run's recorded split, if it applies to the tree at ``root``: all of its
+    images lie under ``root`` (where it was recorded, or a copy moved here). With none of them there, it was
+    recorded for another tree (the model is evaluated on other data): ``None`` and why. A tree with only some of
+    them changed since training: :class:`~umsi.data.layouts.DatasetLayoutError`."""
+    if split_path is None:
+        return None, "no split recorded with the checkpoint"
+    entry = read_split(split_path).get(key)
+    if entry is None:
+        return None, f"{split_path} has no {key} lists"
+    images = recorded_images(entry, "train", root) + recorded_images(entry, "val", root)
+    present = sum(path.is_file() for path in images)
+    if present == len(images):
+        return entry, ""
+    if present:
+        raise layouts.DatasetLayoutError(
+            f"{split_path}: {len(images) - present} of the {len(images)} {key} images the run trained and validated "
+            f"on are missing under {root}; evaluate on the tree the run used, or restore them"
+        )
+    return None, f"{split_path} is for another {key} tree ({entry['root']})"
 
 
 def _imgs_relative(path: Path, root: Path, split_path: Path | None) -> str:
