@@ -14,7 +14,7 @@ from hydra import compose
 from umsi.data.layouts import IMP1K_SPLIT_FILE
 from umsi.data.splits import SPLIT_FILE
 from umsi.evaluation.runner import evaluate, split_lines
-from umsi.training.runner import run
+from umsi.training.runner import train_stage
 
 
 def _per_image(report: Path) -> list[dict[str, str]]:
@@ -30,7 +30,7 @@ def test_evaluation_scores_the_runs_own_validation_list(
     hold-out and names the seed."""
     imp1k = shutil.copytree(synthetic_root / "imp1k", tmp_path / "imp1k")
     (imp1k / IMP1K_SPLIT_FILE).unlink()
-    cfg, overrides = tiny_cfg(
+    cfg, _ = tiny_cfg(
         "stage=finetune",
         "seed=1",
         f"data.root={imp1k}",
@@ -38,7 +38,7 @@ def test_evaluation_scores_the_runs_own_validation_list(
         "data.salicon_per_epoch=4",
         "data.val_salicon_items=2",
     )
-    run(cfg, overrides)
+    train_stage(cfg)  # the stage alone: its final evaluation is not needed here
     split_path = tmp_path / "run" / SPLIT_FILE
     split = json.loads(split_path.read_text())
     assert split["imp1k"]["source"] == f"no {IMP1K_SPLIT_FILE}: 2 images per class held out with seed 1"
