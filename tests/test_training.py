@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 import pytorch_lightning as pl
 import torch
+from hydra.utils import instantiate
 
 from conftest import tiny_overrides
 from helpers import RecordBatches
@@ -95,6 +96,20 @@ def test_step_lr_decay_formula() -> None:
     assert [official.factor(e) for e in range(6)] == pytest.approx([1, 1, 0.1, 0.1, 0.1, 0.01])
     plain = StepLRDecay(drop=0.5, epochs_drop=2, epoch_offset=0)
     assert [plain.factor(e) for e in range(4)] == pytest.approx([1, 1, 0.5, 0.5])
+
+
+def test_the_two_readings_of_the_schedule(hydra_conf) -> None:
+    default = instantiate(hydra_conf(["paths.root_dir=/tmp/x"]).scheduler)
+    constant = instantiate(hydra_conf(["paths.root_dir=/tmp/x", "scheduler=none"]).scheduler)
+    assert default.epoch_offset == 1 and [constant.factor(e) for e in range(4)] == [1, 1, 1, 1]
+    official, literal = StepLRDecay(), StepLRDecay(epoch_offset=0)
+    assert [official.factor(e) for e in range(4)] == pytest.approx([1, 1, 0.1, 0.1])
+    assert [literal.factor(e) for e in range(4)] == pytest.approx([1, 1, 1, 0.1])
+    assert official.describe().endswith(
+        "first changed at epoch 2 (0-based; scheduler.epoch_offset=1: the official Keras step_decay helper)"
+    )
+    assert "first changed at epoch 3" in literal.describe() and "the paper read literally" in literal.describe()
+    assert constant.describe() == "constant lr"  # scheduler=none still logs its lr every epoch
 
 
 def test_overfitting_a_few_samples_drives_the_loss_down(tiny_cfg) -> None:

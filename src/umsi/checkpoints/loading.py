@@ -15,6 +15,7 @@ from torch import nn
 
 from umsi.checkpoints.files import load_matching, read_checkpoint
 from umsi.errors import CheckpointError, MissingPathError
+from umsi.models import without_encoder_init
 
 log = logging.getLogger(__name__)
 
@@ -73,7 +74,7 @@ def load_model(
             f"{path} is not a umsi checkpoint (no model hyper-parameters / state_dict): use a checkpoint written "
             "by umsi-train or umsi-convert-keras"
         )
-    model = instantiate(hparams["model"], _convert_="all")
+    model = instantiate(without_encoder_init(hparams["model"]), _convert_="all")
     weights = {k.removeprefix("model."): v for k, v in state["state_dict"].items() if k.startswith("model.")}
     load_matching(model, weights, str(path), "The file's weights do not fit the architecture stored in it.")
     data = {**_run_data_settings(path), **(hparams.get("data") or {})}

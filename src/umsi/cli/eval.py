@@ -16,11 +16,12 @@ def main(cfg: DictConfig) -> None:
     from hydra.core.hydra_config import HydraConfig
 
     from umsi.evaluation.report import tables_markdown
-    from umsi.evaluation.runner import evaluate
+    from umsi.evaluation.runner import evaluate, split_lines
 
     out_dir = Path(cfg.output_dir or HydraConfig.get().runtime.output_dir)
     results = evaluate(cfg, out_dir)
     print(tables_markdown(results))
+    print("images scored:", *split_lines(results), sep="\n  ")
     print(f"report: {out_dir}")
 
 

@@ -44,7 +44,26 @@ def check_train_paths(cfg: DictConfig) -> None:
             raise MissingPathError(f"{key}={value}: no such file — give the path of {what}, or set {key}=null")
 
 
-@hydra_cli("train", config_dir=CONFIG_DIR, check=check_train_paths, precheck=check_train_paths)
+def check_encoder_weights(cfg: DictConfig) -> None:
+    """With ``model.pretrained=true`` and no ``model.pretrained_file`` (which wins) the encoder's ImageNet weights
+    must be in timm's cache or downloadable (they are downloaded into the cache here). Not needed when the
+    weights come from ``init_ckpt``. Raises :class:`~umsi.models.PretrainedWeightsError` (one line naming
+    both keys, the weights and timm's cache folder). Imports torch and timm only when it has something to check."""
+    model = cfg.get("model") or {}
+    if not model.get("pretrained") or model.get("pretrained_file") or cfg.get("init_ckpt"):
+        return
+    from umsi.models.encoder import fetch_pretrained_weights
+
+    fetch_pretrained_weights(str(model.get("encoder")))
+
+
+def precheck_train(cfg: DictConfig) -> None:
+    """Everything checked before Hydra makes a run folder: paths, then the encoder weights."""
+    check_train_paths(cfg)
+    check_encoder_weights(cfg)
+
+
+@hydra_cli("train", config_dir=CONFIG_DIR, check=check_train_paths, precheck=precheck_train)
 def main(cfg: DictConfig) -> float | None:
     """Returns ``optimized_metric`` of the run's summary (final validation CC by default) for sweepers."""
     from hydra.core.hydra_config import HydraConfig

@@ -18,8 +18,10 @@ from umsi.data.layouts import (
     class_names,
     gdi_items,
     imp1k_items,
+    imp1k_split_file,
     salicon_items,
 )
+from umsi.data.splits import dataset_split
 from umsi.data.transforms import SampleTransform, build_augmentation, seed_augmentation_worker
 
 
@@ -28,6 +30,9 @@ class SaliencyDataModule(pl.LightningDataModule):
 
     ``cache_dir``: SALICON and Imp1k splits are decoded and letterboxed once into a cache there
     (:mod:`umsi.data.cache`), rebuilt when a source file or a size changes; incompatible with ``augment``.
+
+    ``split`` (after ``setup``): the file lists of the training and validation sets per dataset
+    (:func:`umsi.data.splits.dataset_split`), which the training runner records in the run folder.
 
     ``validate`` / ``skip_invalid`` are read by the training runner, which checks the files before building the
     datamodule (:mod:`umsi.training.data_check`) and passes the rejected ones as ``skip_files``: items with
@@ -80,6 +85,7 @@ class SaliencyDataModule(pl.LightningDataModule):
         self.validate, self.skip_invalid = validate, skip_invalid
         self.skip_files = frozenset(Path(p) for p in skip_files)
         self.class_names: list[str] = []
+        self.split: dict[str, dict[str, Any]] = {}
         self.train_set: SaliencyDataset | ConcatDataset | None = None
         self.val_set: SaliencyDataset | ConcatDataset | None = None
 
@@ -154,6 +160,7 @@ class SaliconDataModule(SaliencyDataModule):
             return
         label = self.natural_label()
         train, val = (salicon_items(self.root, split, label, skip=self.skip_files) for split in ("train", "val"))
+        self.split = {"salicon": dataset_split(self.root, "SALICON's train and val folders", train, val)}
         self.train_set = self.dataset(train, True, "salicon-train")
         self.val_set = self.dataset(val, False, "salicon-val")
 
@@ -200,6 +207,23 @@ class Imp1kDataModule(SaliencyDataModule):
         if self.val_salicon_items > 0:
             val_extra = salicon_items(self.salicon_root, "val", natural, key="data.salicon_root", skip=skip)
             val_extra = val_extra[: self.val_salicon_items]
+        split_path = imp1k_split_file(self.root, self.split_file)
+        absent = f"no {self.split_file}" if self.split_file else "data.split_file=null"
+        source = (
+            str(split_path)
+            if split_path is not None
+            else f"{absent}: {self.val_per_class} images per class held out with seed {self.seed}"
+        )
+        self.split = {
+            "imp1k": dataset_split(self.root, source, train, val),
+            "salicon": dataset_split(
+                self.salicon_root,
+                f"train: the SALICON train folder, the pool {self.salicon_per_epoch} images per epoch are drawn from; "
+                + (f"val: the first {len(val_extra)} of the SALICON val folder" if val_extra else "val: none"),
+                salicon_train,
+                val_extra,
+            ),
+        }
         self.train_set = ConcatDataset(
             [self.dataset(train, True, "imp1k-train"), self.dataset(salicon_train, True, "salicon-train")]
         )

@@ -241,19 +241,16 @@ def class_names(
     return names
 
 
-def imp1k_items(
-    root: str | Path,
-    names: Sequence[str],
-    val_per_class: int = 40,
-    seed: int = 0,
-    split_file: str | None = IMP1K_SPLIT_FILE,
-    key: str = "data.root",
-    skip: Collection[Path] = frozenset(),
-) -> tuple[list[SaliencyItem], list[SaliencyItem]]:
-    """(train, val) Imp1k items. Uses ``root/<split_file>`` when it exists, otherwise holds out
-    ``val_per_class`` images of each class chosen with ``seed``. Items with a file in ``skip`` are left out
-    (also from the split file's lists)."""
-    root = Path(root)
+def imp1k_split_file(root: str | Path, split_file: str | None = IMP1K_SPLIT_FILE) -> Path | None:
+    """``root/<split_file>`` when it exists (the split then comes from it), else ``None`` (a seeded hold-out)."""
+    path = Path(root) / split_file if split_file else None
+    return path if path is not None and path.is_file() else None
+
+
+def _imp1k_by_class(
+    root: Path, names: Sequence[str], key: str, skip: Collection[Path] = frozenset()
+) -> tuple[dict[str, list[SaliencyItem]], set[str]]:
+    """Every Imp1k item by class folder (sorted), and the ``<class>/<stem>`` of those left out for ``skip``."""
     label_of = {name: i for i, name in enumerate(names)}
     by_class: dict[str, list[SaliencyItem]] = {}
     skipped: set[str] = set()
@@ -270,8 +267,25 @@ def imp1k_items(
                 raise DatasetLayoutError(f"Imp1k image {image} has no map in {root / 'maps' / cls}")
             items.append(SaliencyItem(image, maps[image.stem], None, label_of[cls]))
         by_class[cls] = items
-    split_path = root / split_file if split_file else None
-    if split_path is not None and split_path.is_file():
+    return by_class, skipped
+
+
+def imp1k_items(
+    root: str | Path,
+    names: Sequence[str],
+    val_per_class: int = 40,
+    seed: int = 0,
+    split_file: str | None = IMP1K_SPLIT_FILE,
+    key: str = "data.root",
+    skip: Collection[Path] = frozenset(),
+) -> tuple[list[SaliencyItem], list[SaliencyItem]]:
+    """(train, val) Imp1k items. Uses ``root/<split_file>`` when it exists, otherwise holds out
+    ``val_per_class`` images of each class chosen with ``seed``. Items with a file in ``skip`` are left out
+    (also from the split file's lists)."""
+    root = Path(root)
+    by_class, skipped = _imp1k_by_class(root, names, key, skip)
+    split_path = imp1k_split_file(root, split_file)
+    if split_path is not None:
         return _split_from_file(root, split_path, by_class, skipped)
     rng = np.random.default_rng(seed)
     train, val = [], []
@@ -283,6 +297,35 @@ def imp1k_items(
     return train, val
 
 
+def imp1k_named_items(
+    root: str | Path, names: Sequence[str], images: Sequence[str], listed_in: Path, key: str = "data.root"
+) -> list[SaliencyItem]:
+    """The Imp1k items of ``images`` (paths relative to ``root/imgs``, as in a split file or a run's recorded
+    split ``listed_in``), in that order, labelled with the class list ``names``. An image that is not under
+    ``root/imgs`` is a :class:`DatasetLayoutError` naming ``listed_in``."""
+    root = Path(root)
+    by_class, _ = _imp1k_by_class(root, names, key)
+    return _pick(root, listed_in, _by_relative_name(root, by_class), images)
+
+
+def _by_relative_name(root: Path, by_class: dict[str, list[SaliencyItem]]) -> dict[str, SaliencyItem]:
+    return {
+        it.image.relative_to(root / "imgs").with_suffix("").as_posix(): it
+        for items in by_class.values()
+        for it in items
+    }
+
+
+def _pick(
+    root: Path, listed_in: Path, by_rel: dict[str, SaliencyItem], names: Sequence[str], skipped: Collection[str] = ()
+) -> list[SaliencyItem]:
+    keys = [key for key in (Path(n).with_suffix("").as_posix() for n in names) if key not in skipped]
+    missing = [key for key in keys if key not in by_rel]
+    if missing:
+        raise DatasetLayoutError(f"{listed_in} lists {len(missing)} images not under {root / 'imgs'}: {missing[:3]}")
+    return [by_rel[key] for key in keys]
+
+
 def _split_from_file(
     root: Path, split_path: Path, by_class: dict[str, list[SaliencyItem]], skipped: Collection[str] = ()
 ) -> tuple[list[SaliencyItem], list[SaliencyItem]]:
@@ -290,20 +333,8 @@ def _split_from_file(
         train_names, val_names = json.loads(split_path.read_text())
     except (ValueError, TypeError) as err:
         raise DatasetLayoutError(f"{split_path}: expected a JSON list [train_paths, test_paths]: {err}") from err
-    by_rel = {
-        it.image.relative_to(root / "imgs").with_suffix("").as_posix(): it
-        for items in by_class.values()
-        for it in items
-    }
-
-    def pick(names: Sequence[str]) -> list[SaliencyItem]:
-        keys = [key for key in (Path(n).with_suffix("").as_posix() for n in names) if key not in skipped]
-        missing = [key for key in keys if key not in by_rel]
-        if missing:
-            raise DatasetLayoutError(f"{split_path} lists {len(missing)} images not under imgs/: {missing[:3]}")
-        return [by_rel[key] for key in keys]
-
-    return pick(train_names), pick(val_names)
+    by_rel = _by_relative_name(root, by_class)
+    return _pick(root, split_path, by_rel, train_names, skipped), _pick(root, split_path, by_rel, val_names, skipped)
 
 
 def read_name_list(path: str | Path) -> list[str]:

@@ -15,6 +15,7 @@ from omegaconf import DictConfig
 from umsi.checkpoints.loading import LoadedModel, find_latest_checkpoint, load_model
 from umsi.data import layouts
 from umsi.data.readers import read_image_bgr, read_map
+from umsi.data.splits import SPLIT_FILE, read_split, recorded_images
 from umsi.data.transforms import SampleTransform, unletterbox
 from umsi.evaluation.report import CENTER_BIAS, TABLES, tables_markdown, write_report
 from umsi.evaluation.scoring import OtherFixations, ScoringSettings, model_predictor, score
@@ -25,18 +26,98 @@ log = logging.getLogger(__name__)
 DATASET_KEYS = tuple(key for _, key, _, _ in TABLES)
 
 
-def dataset_items(key: str, root: Path, class_names: Sequence[str], cfg: DictConfig) -> list[layouts.SaliencyItem]:
-    """The evaluation split of one dataset, labelled with the model's class list (-1 where there is no class)."""
+def run_split_file(checkpoint: Path) -> Path | None:
+    """The recorded split (``<stage dir>/split.json``) of the run that wrote ``checkpoint``
+    (``<stage dir>/checkpoints/*.ckpt``); ``None`` for other files (converted official weights …) or older runs."""
+    if checkpoint.parent.name != "checkpoints":
+        return None
+    path = checkpoint.parent.parent / SPLIT_FILE
+    return path if path.is_file() else None
+
+
+def dataset_items(
+    key: str, root: Path, class_names: Sequence[str], cfg: DictConfig, split_path: Path | None = None
+) -> tuple[list[layouts.SaliencyItem], str]:
+    """The evaluation split of one dataset, labelled with the model's class list (-1 where there is no class), and
+    where it came from. Imp1k val is, in order of preference: the validation list recorded by the model's training
+    run (``split_path``), the dataset's split file, or a hold-out drawn with ``cfg.seed`` (said in a warning, since
+    a model trained on this tree with another seed may have trained on some of those images). Images of the run's
+    recorded training list are never scored silently: any overlap is a warning naming the count."""
+    entry, why = _recorded_entry(split_path, key, root)
     if key == "salicon":
         label = class_names.index(layouts.NATURAL_IMAGES) if layouts.NATURAL_IMAGES in class_names else -1
-        return layouts.salicon_items(root, "val", label, key="datasets.salicon")
-    if key == "imp1k":
-        return layouts.imp1k_items(
+        items, source = layouts.salicon_items(root, "val", label, key="datasets.salicon"), "the SALICON val folder"
+    elif key == "imp1k" and entry is not None:
+        names = [_imgs_relative(path, root, split_path) for path in recorded_images(entry, "val", root)]
+        items = layouts.imp1k_named_items(root, list(class_names), names, split_path, key="datasets.imp1k")
+        source = f"{split_path} (the validation list recorded by the model's training run)"
+    elif key == "imp1k":
+        split_file = layouts.imp1k_split_file(root, cfg.imp1k.split_file)
+        items = layouts.imp1k_items(
             root, list(class_names), cfg.imp1k.val_per_class, cfg.seed, cfg.imp1k.split_file, key="datasets.imp1k"
         )[1]
-    if key == "gdi":
-        return layouts.gdi_items(root, "all", key="datasets.gdi")
-    raise ValueError(f"unknown dataset {key!r}; expected one of {DATASET_KEYS}")
+        if split_file is not None:
+            source = f"{split_file} ({why})"
+        else:
+            source = (
+                f"{why} and no {cfg.imp1k.split_file} in {root}: "
+                f"{cfg.imp1k.val_per_class} images per class held out with seed {cfg.seed} (umsi-eval's seed); a "
+                "model trained on this tree with another seed may have trained on some of them"
+            )
+            log.warning("imp1k: %s", source)
+    elif key == "gdi":
+        items, source = layouts.gdi_items(root, "all", key="datasets.gdi"), "all of GDI (train and val folders)"
+    else:
+        raise ValueError(f"unknown dataset {key!r}; expected one of {DATASET_KEYS}")
+    if entry is not None:
+        trained = set(recorded_images(entry, "train", root))
+        overlap = sum(item.image in trained for item in items)
+        if overlap:
+            log.warning(
+                "%s: %d of the %d images scored are in the training list of %s", key, overlap, len(items), split_path
+            )
+    return items, source
+
+
+def _recorded_entry(split_path: Path | None, key: str, root: Path) -> tuple[dict[str, Any] | None, str]:
+    """The entry of dataset ``key`` in a run's recorded split, if it applies to the tree at ``root``: all of its
+    images lie under ``root`` (where it was recorded, or a copy moved here). With none of them there, it was
+    recorded for another tree (the model is evaluated on other data): ``None`` and why. A tree with only some of
+    them changed since training: :class:`~umsi.data.layouts.DatasetLayoutError`."""
+    if split_path is None:
+        return None, "no split recorded with the checkpoint"
+    entry = read_split(split_path).get(key)
+    if entry is None:
+        return None, f"{split_path} has no {key} lists"
+    images = recorded_images(entry, "train", root) + recorded_images(entry, "val", root)
+    present = sum(path.is_file() for path in images)
+    if present == len(images):
+        return entry, ""
+    if present:
+        raise layouts.DatasetLayoutError(
+            f"{split_path}: {len(images) - present} of the {len(images)} {key} images the run trained and validated "
+            f"on are missing under {root}; evaluate on the tree the run used, or restore them"
+        )
+    return None, f"{split_path} is for another {key} tree ({entry['root']})"
+
+
+def _imgs_relative(path: Path, root: Path, split_path: Path | None) -> str:
+    try:
+        return path.relative_to(root / "imgs").as_posix()
+    except ValueError:
+        raise layouts.DatasetLayoutError(
+            f"{split_path} records the Imp1k image {path}, which is not under {root / 'imgs'} (datasets.imp1k): "
+            "evaluate on the Imp1k tree the run trained on"
+        ) from None
+
+
+def split_lines(results: dict[str, Any]) -> list[str]:
+    """One line per dataset and model: which images were scored (``results["datasets"][key]["splits"]``)."""
+    return [
+        f"{key} for {name}: {source}"
+        for key, entry in results["datasets"].items()
+        for name, source in (entry.get("splits") or {}).items()
+    ]
 
 
 def summarize(records: Sequence[dict[str, Any]], class_names: Sequence[str]) -> dict[str, Any]:
@@ -113,7 +194,9 @@ def evaluate(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
         entry: dict[str, Any] = {"status": "evaluated", "root": str(root), "models": {}}
         others = None  # the sAUC negatives, read once per dataset
         for loaded in models:
-            items = dataset_items(key, root, loaded.class_names, cfg)
+            items, source = dataset_items(key, root, loaded.class_names, cfg, run_split_file(loaded.path))
+            entry.setdefault("splits", {})[loaded.name] = source
+            log.info("%s images for %s: %s", key, loaded.name, source)
             others = others or OtherFixations(items)
             transform = SampleTransform(loaded.input_size, loaded.output_scale, loaded.preprocessing)
             predict = model_predictor(loaded)

@@ -55,17 +55,25 @@ class GlobalBranch(nn.Module):
     """Encoder features (B, C, h, w) → global vector g (B, width).
 
     3×3 stride-3 conv → BN → ReLU → dropout → global average pool → linear (no activation) → dropout.
-    g feeds both the classifier and the decoder conditioning. ``tf_same_padding``: the strided conv pads like
-    TensorFlow "same" (released model) instead of 1 pixel on each side.
+    g feeds both the classifier and the decoder conditioning. ``dropout``: one rate for both dropouts, or
+    (after the conv, after the linear layer) — Keras ``dropout_1`` and ``dropout_2``. ``tf_same_padding``: the
+    strided conv pads like TensorFlow "same" (released model) instead of 1 pixel on each side.
     """
 
-    def __init__(self, in_channels: int, width: int = 256, dropout: float = 0.3, tf_same_padding: bool = False) -> None:
+    def __init__(
+        self,
+        in_channels: int,
+        width: int = 256,
+        dropout: float | tuple[float, float] = 0.3,
+        tf_same_padding: bool = False,
+    ) -> None:
         super().__init__()
+        conv_rate, dense_rate = (dropout, dropout) if isinstance(dropout, (int, float)) else dropout
         padding = "tf_same" if tf_same_padding else 1
         self.conv = ConvBNReLU(in_channels, width, kernel_size=3, stride=3, padding=padding)
-        self.dropout_conv = nn.Dropout(dropout)
+        self.dropout_conv = nn.Dropout(conv_rate)
         self.dense = nn.Linear(width, width)
-        self.dropout_dense = nn.Dropout(dropout)
+        self.dropout_dense = nn.Dropout(dense_rate)
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
         x = self.dropout_conv(self.conv(features))
@@ -111,9 +119,10 @@ class GlobalFusion(nn.Module):
 class Decoder(nn.Module):
     """Stages of dilated 3×3 convs (bias, ReLU) each followed by dropout and bilinear upsampling.
 
-    Stages are upsampled ×2 except the last, which is resized to ``output_size`` (×4 for the released
-    network at 240×320), then a 1×1 conv and ReLU give the non-negative map. ``upsampling`` picks the
-    bilinear coordinate convention (``tf1_legacy`` for the released Keras model, see ``tf_ops``).
+    Stages are upsampled ×2 except the last, which is resized to ``output_size`` (×4 for the released network at
+    240×320), then a 1×1 conv and ReLU give the non-negative map. ``dropout``: one rate for every stage, or one per
+    stage (Keras ``dec_dp1`` … ``dec_dp3``). ``upsampling`` picks the bilinear coordinate convention
+    (``tf1_legacy`` for the released Keras model, see ``tf_ops``).
     (B, C, h, w) → (B, 1, *output_size).
     """
 
@@ -122,15 +131,21 @@ class Decoder(nn.Module):
         in_channels: int,
         stage_channels: Sequence[Sequence[int]] = ((256, 256), (128, 128), (64,)),
         dilation: int = 2,
-        dropout: float = 0.3,
+        dropout: float | Sequence[float] = 0.3,
         upsampling: str = "half_pixel",
     ) -> None:
         super().__init__()
         resize_bilinear(torch.zeros(1, 1, 1, 1), (2, 2), upsampling)  # reject an unknown mode at build time
+        rates = [dropout] * len(stage_channels) if isinstance(dropout, (int, float)) else list(dropout)
+        if len(rates) != len(stage_channels):
+            raise ValueError(
+                f"model.dropout.decoder has {len(rates)} rates for {len(stage_channels)} decoder stages "
+                "(model.decoder_channels): give one per stage, or a single number"
+            )
         self.upsampling = upsampling
         stages = []
         channels = in_channels
-        for widths in stage_channels:
+        for widths, rate in zip(stage_channels, rates, strict=True):
             layers: list[nn.Module] = []
             for width in widths:
                 layers += [
@@ -138,7 +153,7 @@ class Decoder(nn.Module):
                     nn.ReLU(inplace=True),
                 ]
                 channels = width
-            layers.append(nn.Dropout(dropout))
+            layers.append(nn.Dropout(rate))
             stages.append(nn.Sequential(*layers))
         self.stages = nn.ModuleList(stages)
         self.head = nn.Conv2d(channels, 1, 1)

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import NamedTuple
+from collections.abc import Mapping, Sequence
+from typing import Any, NamedTuple
 
 import torch
 from torch import nn
@@ -15,6 +15,35 @@ from umsi.models.tf_ops import configure_batchnorm
 # The released network's numerics (umsi-reference §2.4): Keras BN ε 1e-3 in the encoder (1e-5 in the head, the
 # PyTorch default), Keras momentum 0.99, TensorFlow "same" padding and TF1 legacy bilinear upsampling.
 OFFICIAL_NUMERICS = dict(tf_same_padding=True, upsampling="tf1_legacy", encoder_bn_eps=1e-3, bn_momentum=0.01)
+# The released network's six dropout layers by site (Keras names): dropout_1 after the global conv, dropout_2 after
+# the global dense layer (on g), dropout_3 after the concat projection, dec_dp1..3 after each decoder stage.
+DROPOUT_SITES = ("global_conv", "global_dense", "projection", "decoder")
+
+
+def dropout_sites(dropout: float | Mapping[str, Any], num_decoder_stages: int) -> dict[str, Any]:
+    """The dropout rate of each site: ``{global_conv, global_dense, projection: rate, decoder: [rate per stage]}``.
+
+    ``dropout`` is one rate for all six of the released network's dropouts (``0.3`` = the release), or a mapping
+    with every key of :data:`DROPOUT_SITES` (``decoder``: one rate, or one per decoder stage). Rates are in [0, 1);
+    0 removes the site's dropout. Raises ``ValueError`` naming the ``model.dropout`` key at fault."""
+    if isinstance(dropout, (int, float)):
+        sites: dict[str, Any] = {site: float(dropout) for site in DROPOUT_SITES}
+    else:
+        sites = dict(dropout)
+        unknown = sorted(set(sites) - set(DROPOUT_SITES))
+        missing = [site for site in DROPOUT_SITES if site not in sites]
+        if unknown or missing:
+            raise ValueError(
+                f"model.dropout: unknown sites {unknown}, missing sites {missing}; give a rate for each of "
+                f"{', '.join(DROPOUT_SITES)} (decoder: one rate or one per stage), or one number for all"
+            )
+    decoder = sites["decoder"]
+    decoder = [decoder] * num_decoder_stages if isinstance(decoder, (int, float)) else list(decoder)
+    named = [(site, sites[site]) for site in DROPOUT_SITES[:3]] + [(f"decoder[{i}]", r) for i, r in enumerate(decoder)]
+    for site, rate in named:
+        if not isinstance(rate, (int, float)) or not 0.0 <= rate < 1.0:
+            raise ValueError(f"model.dropout.{site}={rate}: a dropout rate must be a number in [0, 1)")
+    return {site: float(sites[site]) for site in DROPOUT_SITES[:3]} | {"decoder": [float(r) for r in decoder]}
 
 
 class UMSIOutput(NamedTuple):
@@ -29,8 +58,10 @@ class UMSI(nn.Module):
     """Unified Model of Saliency and Importance.
 
     ``UMSI()`` builds the network shaped like the released one: timm ``legacy_xception`` at output stride 8
-    (official stride change), 256-wide heads, dropout 0.3, ASPP dilations 6/12/18, decoder dilation 2,
-    6 classes and a map at twice the input size. Any input size works: the grids follow the input.
+    (official stride change), 256-wide heads, dropout 0.3 at the release's six sites (``dropout`` takes a rate
+    per site, see :func:`dropout_sites`), ASPP dilations 6/12/18, decoder dilation 2, 6 classes and a map at twice
+    the input size. Any input size works: the grids follow the input. The encoder starts from random weights,
+    ``pretrained_file`` (a local timm state dict) or, with ``pretrained=True``, timm's ImageNet weights.
     ``UMSI.official()`` is the released Keras network exactly (same layers plus its padding, upsampling and
     BatchNorm numerics), the target of ``umsi-convert-keras``.
     """
@@ -42,7 +73,7 @@ class UMSI(nn.Module):
         pretrained_file: str | None = None,
         num_classes: int = 6,
         width: int = 256,
-        dropout: float = 0.3,
+        dropout: float | Mapping[str, Any] = 0.3,
         aspp_dilations: Sequence[int] = (6, 12, 18),
         decoder_channels: Sequence[Sequence[int]] = ((256, 256), (128, 128), (64,)),
         decoder_dilation: int = 2,
@@ -51,26 +82,30 @@ class UMSI(nn.Module):
         upsampling: str = "half_pixel",
         encoder_bn_eps: float | None = None,
         bn_momentum: float | None = None,
+        pretrained: bool = False,
     ) -> None:
         super().__init__()
         if num_classes < 1:
             raise ValueError(f"model.num_classes must be >= 1, got {num_classes}")
-        self.encoder = build_encoder(encoder, output_stride, pretrained_file, tf_same_padding)
+        rates = dropout_sites(dropout, len(decoder_channels))
+        self.encoder = build_encoder(encoder, output_stride, pretrained_file, tf_same_padding, pretrained)
         channels = self.encoder.out_channels
-        self.global_branch = GlobalBranch(channels, width, dropout, tf_same_padding)
+        self.global_branch = GlobalBranch(
+            channels, width, (rates["global_conv"], rates["global_dense"]), tf_same_padding
+        )
         self.classifier = nn.Linear(width, num_classes)
         self.aspp = ASPP(channels, width, aspp_dilations)
-        self.fusion = GlobalFusion(self.aspp.out_channels, width, width, dropout)
-        self.decoder = Decoder(width, decoder_channels, decoder_dilation, dropout, upsampling)
+        self.fusion = GlobalFusion(self.aspp.out_channels, width, width, rates["projection"])
+        self.decoder = Decoder(width, decoder_channels, decoder_dilation, rates["decoder"], upsampling)
         configure_batchnorm(self.encoder, eps=encoder_bn_eps)
         configure_batchnorm(self, momentum=bn_momentum)
         self.num_classes = num_classes
         self.output_scale = output_scale
 
     @classmethod
-    def official(cls, num_classes: int = 6, pretrained_file: str | None = None) -> UMSI:
+    def official(cls, num_classes: int = 6, pretrained_file: str | None = None, pretrained: bool = False) -> UMSI:
         """The released UMSI network (``model=umsi_official``): the default layers with TF-exact numerics."""
-        return cls(num_classes=num_classes, pretrained_file=pretrained_file, **OFFICIAL_NUMERICS)
+        return cls(num_classes=num_classes, pretrained_file=pretrained_file, pretrained=pretrained, **OFFICIAL_NUMERICS)
 
     def output_size(self, input_size: tuple[int, int]) -> tuple[int, int]:
         """Map size (rows, cols) for an input of ``input_size`` (rows, cols)."""
@@ -85,6 +120,18 @@ class UMSI(nn.Module):
             fused, self.output_size((int(image.shape[-2]), int(image.shape[-1])))
         )  # ints: traceable
         return UMSIOutput(saliency, self.classifier(global_vector))
+
+
+def without_encoder_init(model: Mapping[str, Any]) -> dict[str, Any]:
+    """A model config (the ``model`` dict with ``_target_``) for weights that come from a checkpoint: the encoder's
+    own initialisation (``pretrained``, ``pretrained_file``) is switched off, so that building the network reads
+    and downloads no ImageNet weights only to overwrite them."""
+    config = dict(model)
+    if "pretrained" in config:
+        config["pretrained"] = False
+    if "pretrained_file" in config:
+        config["pretrained_file"] = None
+    return config
 
 
 def count_parameters(model: nn.Module) -> tuple[int, int]:

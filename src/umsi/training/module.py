@@ -118,7 +118,10 @@ def load_weights(module: UMSILitModule, checkpoint: str | Path) -> None:
 def _warn_model_differences(path: Path, stored: dict | None, current: dict | None) -> None:
     if not stored or not current:
         return
-    keys = sorted(k for k in set(stored) | set(current) if k != "pretrained_file" and stored.get(k) != current.get(k))
+    # the encoder's initialisation (overwritten by the checkpoint) and the dropout rates (a training choice; the
+    # network computes the same at inference) do not make the weights mean something else
+    ignored = ("pretrained", "pretrained_file", "dropout")
+    keys = sorted(k for k in set(stored) | set(current) if k not in ignored and stored.get(k) != current.get(k))
     if keys:
         log.warning(
             "init_ckpt %s was written for another model config (%s); its weights load, but the network computes "

@@ -24,7 +24,9 @@ from pytorch_lightning.loggers import WandbLogger
 
 from umsi.callbacks.handoff import best_checkpoint
 from umsi.checkpoints.files import SafeCheckpointIO
+from umsi.data.splits import SPLIT_FILE, write_split
 from umsi.errors import MissingPathError
+from umsi.models import without_encoder_init
 from umsi.training.data_check import check_training_data
 from umsi.training.evaluate import evaluate, print_summary
 from umsi.training.module import UMSILitModule, load_weights
@@ -64,9 +66,17 @@ def build_datamodule(cfg: DictConfig, skip_files: Sequence[str] = ()) -> pl.Ligh
     return datamodule
 
 
-def build_module(cfg: DictConfig, class_names: list[str]) -> UMSILitModule:
+def build_module(cfg: DictConfig, class_names: list[str], from_checkpoint: bool = False) -> UMSILitModule:
+    """The LightningModule of ``cfg``. The encoder starts from ``model.pretrained_file`` or timm's ImageNet weights
+    (``model.pretrained``) unless the weights come from a checkpoint: ``init_ckpt`` (loaded here), ``ckpt_path``
+    (a resumed run) or ``from_checkpoint`` (the caller loads them); then no ImageNet weights are read."""
+    model = _container(cfg.model)
+    if from_checkpoint or cfg.get("init_ckpt") or cfg.get("ckpt_path"):
+        model = without_encoder_init(model)
+    elif not model.get("pretrained") and model.get("pretrained_file") is None:
+        log.warning("training starts from random weights (model.pretrained=false, no pretrained_file or init_ckpt)")
     module = UMSILitModule(
-        model=_container(cfg.model),
+        model=model,
         loss=_container(cfg.loss),
         optimizer=_container(cfg.optimizer),
         class_names=list(class_names),
@@ -74,8 +84,6 @@ def build_module(cfg: DictConfig, class_names: list[str]) -> UMSILitModule:
     if cfg.get("init_ckpt"):
         log.info("initialising weights from %s", cfg.init_ckpt)
         load_weights(module, cfg.init_ckpt)
-    elif cfg.model.get("pretrained_file") is None:
-        log.warning("training starts from random weights (no model.pretrained_file, no init_ckpt)")
     return module
 
 
@@ -146,6 +154,8 @@ def train_stage(cfg: DictConfig, finish_wandb: bool = True) -> StageResult:
     skipped = check_training_data(cfg.data, output_dir)
     pl.seed_everything(cfg.seed, workers=True)
     datamodule = build_datamodule(cfg, skipped)
+    if getattr(datamodule, "split", None):  # umsi-eval scores exactly these validation lists
+        write_split(output_dir / SPLIT_FILE, datamodule.split)
     module = build_module(cfg, datamodule.class_names)
     callbacks = _instantiate_all(cfg.get("callbacks"))
     if cfg.get("scheduler"):
@@ -200,7 +210,7 @@ def evaluate_checkpoint(
     """Load ``checkpoint`` into the configured model and evaluate it on the stage's validation data (without
     the items of ``skip_files``, as in training)."""
     datamodule = build_datamodule(cfg, skip_files)
-    module = build_module(OmegaConf.merge(cfg, {"init_ckpt": None}), datamodule.class_names)
+    module = build_module(OmegaConf.merge(cfg, {"init_ckpt": None}), datamodule.class_names, from_checkpoint=True)
     load_weights(module, checkpoint)
     device = "cuda" if torch.cuda.is_available() and cfg.trainer.get("accelerator") != "cpu" else "cpu"
     summary = evaluate(module.model, datamodule.val_dataloader(), device)
