@@ -36,7 +36,7 @@ from umsi.inference.predict import run_predict
 from umsi.models import UMSI
 from umsi.paths import CONFIG_DIR
 from umsi.serving.process import ServerProcess, get_json, start_server, stop_server
-from umsi.serving.uploads import UploadError, answer_kind, check_image, image_from_json, media_type
+from umsi.serving.uploads import UploadError, answer_kind, check_image, clean_name, image_from_json, media_type
 
 CLASSES = ["advertisements", "infographics", "mobile_uis", "movie_posters", "webpages", "natural_images"]
 MAX_UPLOAD_MB = 1
@@ -187,6 +187,7 @@ def test_upload_checks_name_what_was_wrong() -> None:
         assert info.value.status == status and "\n" not in str(info.value)
     data, name = image_from_json(json.dumps({"image": "data:image/png;base64,aGk=", "name": "x.png"}).encode())
     assert (data, name) == (b"hi", "x.png")
+    assert clean_name("C:\\shots\\evil\nname.png") == "evil_name.png" and clean_name("../../") == "upload"
 
 
 def test_config_mistakes_end_with_one_line(tmp_path: Path) -> None:
@@ -248,6 +249,19 @@ def test_a_bad_upload_in_a_dynamic_batch_leaves_the_others_alone(
         # a batch of 4 rounds differently from umsi-predict's batch of 1: at most one grey level, in few pixels
         assert served.shape == expected.shape and np.abs(served.astype(int) - expected).max() <= 1
         assert answer["class"] == ref.row["class"]
+
+
+def test_bench_serve_part_measures_server_and_in_process_in_one_run(tmp_path: Path) -> None:
+    """make bench's serve part at its --quick sizes (numbers are never asserted, only that they exist)."""
+    from umsi.bench.run import write_benchmarks
+
+    report, out = write_benchmarks(tmp_path, device="cpu", quick=True, parts=["serve"])
+    serve = json.loads((out / "bench.json").read_text())["serve"]
+    assert serve["clients"]["1"]["requests"] == 2 and serve["clients"]["8"]["requests"] == 8
+    for row in serve["clients"].values():
+        assert row["requests_per_second"] > 0 and 0 < row["p50_ms"] <= row["p95_ms"]
+    assert serve["in_process"]["p50_ms"] > 0 and serve["ratio_p50_1_client"] > 0 and serve["server_exit_code"] == 0
+    assert "## Serving on the CPU" in report and "umsi-serve p50 at 1 client ≤ 1.2× in-process" in report
 
 
 # ----------------------------------------------------------------------------------------------------------------

@@ -38,6 +38,7 @@ from umsi.serving.uploads import (
     answer_kind,
     check_body_size,
     check_image,
+    clean_name,
     image_from_json,
     media_type,
 )
@@ -50,6 +51,9 @@ class UploadLimits:
 
     max_bytes: int
     max_pixels: int
+
+
+_CURL = "send the image as a file field, e.g. curl -F image=@photo.jpg"
 
 
 async def _read_body(request: Request, max_bytes: int) -> bytes:
@@ -78,10 +82,7 @@ async def _file_from_multipart(request: Request, body: bytes) -> tuple[bytes, st
     if not files:
         raise UploadError(400, f"the multipart body has no file: {_CURL}")
     data = await files[0].read()
-    return data, Path(files[0].filename or "upload").name
-
-
-_CURL = "send the image as a file field, e.g. curl -F image=@photo.jpg"
+    return data, clean_name(files[0].filename)
 
 
 async def read_upload(request: Request) -> dict[str, Any]:

@@ -51,8 +51,8 @@ def get_json(url: str, timeout: float = 5.0) -> tuple[int, dict[str, Any]]:
 
 def start_server(overrides: Sequence[str], log: Path, timeout: float = 600.0, port: int | None = None) -> ServerProcess:
     """``python -m umsi.cli.serve host=127.0.0.1 port=<free> *overrides`` with its output in ``log`` (and Hydra's
-    run folder next to it, not under ./outputs); returns once ``/health`` answers 200. Raises ``RuntimeError`` with the log's end when the process exits first or
-    ``timeout`` seconds pass (it is stopped then)."""
+    run folder next to it, not under ./outputs); returns once ``/health`` answers 200. Raises ``RuntimeError``
+    with the log's end when the process exits first or ``timeout`` seconds pass (it is stopped then)."""
     port = port or free_port()
     log.parent.mkdir(parents=True, exist_ok=True)
     command = [sys.executable, "-m", "umsi.cli.serve", "host=127.0.0.1", f"port={port}", *overrides]

@@ -39,8 +39,8 @@ def file_sha256(path: str | Path) -> str:
     return digest.hexdigest()
 
 
-def describe_model(checkpoint: Path, device: str, precision: str) -> dict[str, Any]:
-    """What ``GET /health`` answers; loads the model on the CPU to check the file (raises its
+def describe_model(checkpoint: Path, precision: str) -> dict[str, Any]:
+    """What ``GET /health`` answers about the model; loads it on the CPU to check the file (raises its
     :class:`~umsi.errors.CheckpointError` / :class:`~umsi.errors.MissingPathError`)."""
     from umsi.inference.predictor import load
 
@@ -51,7 +51,6 @@ def describe_model(checkpoint: Path, device: str, precision: str) -> dict[str, A
         "checkpoint": str(checkpoint.resolve()),
         "checkpoint_sha256": file_sha256(checkpoint),
         "class_names": predictor.class_names,
-        "device": device,
         "precision": precision,
         "input_size": list(predictor.input_size),
     }
@@ -112,10 +111,13 @@ def build_server(cfg: DictConfig, checkpoint: Path, info: dict[str, Any]) -> Any
     )
     app.router.routes[:] = [route for route in app.router.routes if getattr(route, "path", None) != "/"]
     page = render_page(info, str(cfg.colormap), float(cfg.overlay_alpha), float(cfg.max_upload_mb))
-    info = {**info, "max_batch_size": api.max_batch_size, "workers": int(cfg.workers)}
+    device = "cpu" if accelerator_name == "cpu" else f"cuda:{devices[0] if isinstance(devices, list) else 0}"
+    info = {**info, "device": device, "max_batch_size": api.max_batch_size, "workers": int(cfg.workers)}
 
     async def index() -> HTMLResponse:
         return HTMLResponse(page)
+
+    app.state.health = info
 
     async def health() -> JSONResponse:
         states = dict(server.workers_setup_status or {})
@@ -153,11 +155,12 @@ def serve(cfg: DictConfig) -> None:
         checkpoint = resolve_checkpoint(cfg)
     except FileNotFoundError as err:
         raise MissingPathError(str(err)) from None
-    info = describe_model(checkpoint, str(cfg.device), str(cfg.precision))
+    info = describe_model(checkpoint, str(cfg.precision))
     server = build_server(cfg, checkpoint, info)
+    device = server.app.state.health["device"]
     host = f"[{cfg.host}]" if ":" in str(cfg.host) else cfg.host
     print(
-        f"umsi-serve: {info['model']} ({checkpoint}, sha256 {info['checkpoint_sha256'][:12]}…) on {cfg.device}, "
+        f"umsi-serve: {info['model']} ({checkpoint}, sha256 {info['checkpoint_sha256'][:12]}…) on {device}, "
         f"batches of up to {server.lit_api.max_batch_size}: http://{host}:{cfg.port}/ (POST /predict, GET /health). "
         "Stop with Ctrl-C or SIGTERM.",
         flush=True,

@@ -51,6 +51,14 @@ class Upload:
     height: int
 
 
+def clean_name(name: str | None, default: str = "upload") -> str:
+    """A client's file name fit for one-line messages and file names: the last path part, control characters
+    replaced, at most 120 characters."""
+    base = (name or "").replace("\\", "/").rsplit("/", 1)[-1]
+    text = "".join(c if c.isprintable() else "_" for c in base)[:120].strip()
+    return text or default
+
+
 def media_type(content_type: str | None) -> str:
     """``multipart/form-data; boundary=…`` → ``multipart/form-data``; raises 415 for anything not accepted."""
     media = (content_type or "").split(";")[0].strip().lower()
@@ -105,7 +113,7 @@ def image_from_json(body: bytes) -> tuple[bytes, str]:
     except (binascii.Error, ValueError) as err:
         raise UploadError(400, f"'image' is not valid base64 ({err}): send the file's bytes base64-encoded") from None
     name = payload.get("name")
-    return data, name if isinstance(name, str) and name else "image"
+    return data, clean_name(name if isinstance(name, str) else None, "image")
 
 
 def check_image(data: bytes, name: str, max_pixels: int) -> Upload:
