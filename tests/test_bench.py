@@ -10,7 +10,8 @@ from umsi.cli.bench import main
 
 
 def test_bench_quick_writes_both_reports(tmp_path: Path) -> None:
-    assert main(["--quick", "--device", "cpu", "--out", str(tmp_path)]) == 0
+    parts = "training,inference,data,metrics"  # the serve part has its own test (tests/test_serve.py)
+    assert main(["--quick", "--device", "cpu", "--out", str(tmp_path), "--parts", parts]) == 0
     results = json.loads((tmp_path / "bench.json").read_text())
     training = results["training"]
     for path in ("lightning", "plain_loop"):

@@ -53,3 +53,25 @@ def stack_rows(rows: Sequence[np.ndarray], pad: int = 4) -> np.ndarray:
         canvas[top : top + row.shape[0], : row.shape[1]] = row
         top += row.shape[0] + pad
     return canvas
+
+
+def heatmap_png(saliency: np.ndarray) -> bytes:
+    """(H, W) map in [0, 1] → the bytes of an 8-bit grayscale PNG (level = round(255·value)), as ``umsi-predict``
+    writes ``<name>_heatmap.png`` and ``umsi-serve`` returns it."""
+    levels = (np.asarray(saliency, dtype=np.float32) * 255.0).round().astype(np.uint8)
+    return _encode(".png", levels)
+
+
+def overlay_jpeg(image_bgr: np.ndarray, saliency: np.ndarray, alpha: float = 0.5, colormap: str = "jet") -> bytes:
+    """The JPEG bytes (OpenCV's default quality 95) of :func:`overlay_rgb` over an (H, W, 3) uint8 BGR image, as
+    ``umsi-predict`` writes ``<name>_overlay.jpg`` and ``umsi-serve`` returns it."""
+    return _encode(
+        ".jpg", np.ascontiguousarray(overlay_rgb(image_bgr[..., ::-1], saliency, alpha, colormap)[..., ::-1])
+    )
+
+
+def _encode(suffix: str, image: np.ndarray) -> bytes:
+    ok, buffer = cv2.imencode(suffix, image)
+    if not ok:
+        raise ValueError(f"OpenCV could not encode a {image.shape} {image.dtype} image as {suffix}")
+    return buffer.tobytes()

@@ -1,4 +1,5 @@
 """Every benchmark in one run (``umsi-bench`` / ``make bench``) → ``outputs/bench/<date>/bench.json`` and ``bench.md``.
+The serve part times ``umsi-serve`` on the CPU against the in-process predictor (:mod:`umsi.bench.serve`).
 
 On a GPU: training at 240×320, batch 32, bf16 (the framework vs a plain loop, side by side), inference at batch 1
 and 64 in fp32/bf16 with channels_last and torch.compile, the data pipeline, metrics and peak memory. On a CPU the
@@ -191,6 +192,10 @@ def run_benchmarks(
             from umsi.bench.metrics import bench_metrics
 
             results["metrics"] = bench_metrics(n_maps=p["n_maps"], size=p["map_size"], device=device)
+        if "serve" in parts:  # umsi-serve on the CPU, whatever the device
+            from umsi.bench.serve import bench_serve, serve_sizes
+
+            results["serve"] = bench_serve(**serve_sizes(quick))
     results["memory"] = model_bench.peak_memory(device)
     results["targets"] = assess_targets(results, device)
     return results
@@ -224,6 +229,9 @@ def assess_targets(results: dict[str, Any], device: str) -> list[dict[str, Any]]
             "met": None if speedup is None else speedup >= TARGETS["metrics_speedup"],
         }
     )
+    from umsi.bench.serve import serve_target
+
+    rows.append(serve_target(results.get("serve")))
     return rows
 
 
@@ -276,6 +284,10 @@ def markdown_report(results: dict[str, Any]) -> str:
         for variant, per_batch in results["inference"].items():
             for batch, v in per_batch.items():
                 lines.append(f"| {variant} | {batch} | {_fmt(v['ms_per_batch'])} | {_fmt(v['images_per_second'])} |")
+    if "serve" in results:
+        from umsi.bench.serve import serve_markdown
+
+        lines += serve_markdown(results["serve"])
     for key in ("data_pipeline", "metrics"):
         if key in results:
             lines += [
@@ -294,7 +306,7 @@ def write_benchmarks(
     out: str | Path | None = None,
     device: str = "auto",
     quick: bool = False,
-    parts: Sequence[str] = ("training", "inference", "data", "metrics"),
+    parts: Sequence[str] = ("training", "inference", "data", "metrics", "serve"),
     data: Path | None = None,
     compile_model: bool = False,
 ) -> tuple[str, Path]:

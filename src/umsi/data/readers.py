@@ -3,6 +3,7 @@ Anything that does not decode raises :class:`~umsi.errors.DataFileError` naming 
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import cv2
@@ -16,17 +17,28 @@ def read_image_bgr(path: Path) -> np.ndarray:
     """(H, W, 3) uint8 BGR as ``cv2.imread`` gives it (the official reader): grayscale expanded, alpha dropped,
     16-bit scaled to 8, CMYK and palette converted. Formats OpenCV lacks (GIF, some TIFFs) go through Pillow.
     Raises :class:`~umsi.errors.DataFileError` for anything that does not decode."""
-    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    try:
+        data = Path(path).read_bytes()
+    except OSError:
+        data = b""
+    return decode_image_bgr(data, str(path))
+
+
+def decode_image_bgr(data: bytes, source: str) -> np.ndarray:
+    """The bytes of an image file → what :func:`read_image_bgr` gives for that file (``cv2.imdecode``, which
+    decodes exactly as ``cv2.imread``, EXIF orientation included; Pillow for what OpenCV cannot read). ``source``
+    names the file or upload in the :class:`~umsi.errors.DataFileError` raised for anything that does not decode."""
+    image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR) if data else None
+    if image is None and data:
+        image = _read_with_pillow(io.BytesIO(data))
     if image is None:
-        image = _read_with_pillow(Path(path))
-    if image is None:
-        raise DataFileError(f"cannot read image {path} (missing, truncated or not an image)")
+        raise DataFileError(f"cannot read image {source} (missing, truncated or not an image)")
     return image
 
 
-def _read_with_pillow(path: Path) -> np.ndarray | None:
+def _read_with_pillow(file: io.BytesIO) -> np.ndarray | None:
     try:
-        with Image.open(path) as image:
+        with Image.open(file) as image:
             image.seek(0)  # first frame of an animation
             return np.ascontiguousarray(np.asarray(image.convert("RGB"))[..., ::-1])
     except Exception:  # Pillow raises many types on malformed files; the caller reports the file

@@ -20,7 +20,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import cv2
 import numpy as np
 import torch
 from omegaconf import DictConfig
@@ -33,8 +32,8 @@ from umsi.data.readers import read_image_bgr
 from umsi.data.transforms import letterbox, normalize_image
 from umsi.errors import ConfigError
 from umsi.inference.predictor import Prediction, Predictor, load
-from umsi.utils.io import atomic_write, write_image, write_json
-from umsi.visualize import colormap_code, overlay_rgb
+from umsi.utils.io import atomic_write, write_json
+from umsi.visualize import colormap_code, heatmap_png, overlay_jpeg
 
 log = logging.getLogger(__name__)
 GLOB_CHARS = "*?["
@@ -109,14 +108,10 @@ class _ImageFiles(Dataset):
 
 
 def _write_outputs(job: Job, image_bgr: np.ndarray, prediction: Prediction, cfg: DictConfig) -> None:
-    heatmap = (prediction.heatmap * 255.0).round().astype(np.uint8)
-
-    def write_png(tmp: Path) -> None:
-        if not cv2.imwrite(str(tmp), heatmap):
-            raise OSError(f"could not write {job.heatmap}")
-
-    atomic_write(job.heatmap, write_png)
-    write_image(job.overlay, overlay_rgb(image_bgr[..., ::-1], prediction.heatmap, cfg.overlay_alpha, cfg.colormap))
+    heatmap = heatmap_png(prediction.heatmap)
+    overlay = overlay_jpeg(image_bgr, prediction.heatmap, cfg.overlay_alpha, cfg.colormap)
+    atomic_write(job.heatmap, lambda tmp: tmp.write_bytes(heatmap))
+    atomic_write(job.overlay, lambda tmp: tmp.write_bytes(overlay))
 
 
 def _row(job: Job, image_bgr: np.ndarray, prediction: Prediction, output: Path) -> dict[str, Any]:
