@@ -64,8 +64,8 @@ log = logging.getLogger(__name__)
 
 TaskFunction = Callable[[DictConfig], Any]
 CONFIG_ERRORS = (UserError, ConfigAttributeError, ConfigKeyError, InterpolationResolutionError, MissingMandatoryValue)
-# keys whose default is an int but which legitimately take other types (Lightning: 1, [0, 1] or "auto")
-ANY_TYPE_KEYS = frozenset({"trainer.devices"})
+# keys that legitimately take several types (Lightning: 1, [0, 1] or "auto"; umsi-predict: a path or a list)
+ANY_TYPE_KEYS = frozenset({"trainer.devices", "input"})
 # what a value must be, by the type of the default OmegaConf refused it for (bool before int: True is an int)
 EXPECTED = {
     bool: "must be true or false",
