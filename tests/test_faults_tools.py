@@ -3,6 +3,7 @@ folder, tiny inputs. (Item 1, prediction outputs that collide, is in test_predic
 
 from __future__ import annotations
 
+import csv
 from pathlib import Path
 
 import numpy as np
@@ -11,6 +12,40 @@ import torch
 from PIL import Image
 
 from umsi.paths import CONFIG_DIR
+
+# ------------------------------------------------------------ item 8: a resumed run keeps its CSV history
+
+
+def _rows(path: Path) -> list[dict[str, str]]:
+    with path.open(newline="") as file:
+        return [{k: v for k, v in row.items() if v} for row in csv.DictReader(file)]
+
+
+def test_resumed_run_keeps_its_csv_metric_history(tiny_cfg, tmp_path: Path) -> None:
+    from umsi.training.runner import run
+
+    common = ("stage=pretrain", "logger=csv", "trainer.log_every_n_steps=1")
+    cfg, overrides = tiny_cfg(*common)
+    run(cfg, overrides)
+    metrics = tmp_path / "run" / "csv" / "metrics.csv"
+    epoch0 = _rows(metrics)
+    steps = torch.load(tmp_path / "run" / "checkpoints" / "last.ckpt", weights_only=True)["global_step"]
+    assert {r["epoch"] for r in epoch0} == {"0"} and steps == 3
+    # what a run killed during epoch 1 leaves behind: a row after the checkpoint's step, trained again on resume
+    with metrics.open("a", newline="") as file:
+        csv.DictWriter(file, fieldnames=list(csv.DictReader(metrics.open()).fieldnames)).writerow(
+            {"epoch": 1, "step": steps, "train/loss_step": 999.0}
+        )
+    cfg, overrides = tiny_cfg(*common, "ckpt_path=last", "trainer.max_epochs=2")
+    run(cfg, overrides)
+    rows = _rows(metrics)
+    assert rows[: len(epoch0)] == epoch0  # the history before the checkpoint, unchanged
+    assert {r["epoch"] for r in rows[len(epoch0) :]} == {"1"}
+    assert [int(r["step"]) for r in rows if "train/loss_step" in r] == list(range(2 * steps))
+    assert all(r.get("train/loss_step") != "999.0" for r in rows)  # replaced by the resumed run's own row
+    logged = [(r["step"], k) for r in rows for k in r if k not in ("step", "epoch")]
+    assert len(logged) == len(set(logged))  # no metric twice at one step
+
 
 # ------------------------------------------------------------ item 10: tiny inputs
 

@@ -23,7 +23,7 @@ from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.loggers import WandbLogger
 
 from umsi.callbacks.handoff import best_checkpoint
-from umsi.checkpoints.files import SafeCheckpointIO
+from umsi.checkpoints.files import SafeCheckpointIO, read_checkpoint
 from umsi.errors import MissingPathError
 from umsi.training.data_check import check_training_data
 from umsi.training.evaluate import evaluate, print_summary
@@ -114,6 +114,24 @@ def _wandb_overrides(cfg: DictConfig, output_dir: Path, resuming: bool) -> DictC
     return OmegaConf.merge(cfg, {"logger": {"wandb": extra}}) if extra else cfg
 
 
+def _csv_overrides(cfg: DictConfig, ckpt_path: str | None) -> DictConfig:
+    """A resumed stage continues its ``csv/metrics.csv``: the CSV logger keeps the rows logged before the
+    checkpoint's step (``logger.csv.resume_step``), as W&B continues the run with the same id."""
+    csv_cfg = (cfg.get("logger") or {}).get("csv")
+    if csv_cfg is None or not ckpt_path or "resume_step" not in csv_cfg:
+        return cfg
+    return OmegaConf.merge(cfg, {"logger": {"csv": {"resume_step": _global_step(ckpt_path)}}})
+
+
+def _global_step(ckpt_path: str) -> int:
+    """The optimizer steps a Lightning checkpoint was saved after (memory-mapped: its tensors are not read)."""
+    try:
+        state = torch.load(ckpt_path, map_location="cpu", weights_only=True, mmap=True)
+    except Exception:  # not a zip-format file: read_checkpoint says what is wrong with it
+        state = read_checkpoint(ckpt_path, key="ckpt_path")
+    return int(state.get("global_step", 0))
+
+
 def _sweep_group() -> str | None:
     """``sweep-<date>-<time>`` for the jobs of one Hydra multirun, ``None`` for a single run."""
     try:
@@ -142,6 +160,7 @@ def train_stage(cfg: DictConfig, finish_wandb: bool = True) -> StageResult:
     output_dir.mkdir(parents=True, exist_ok=True)
     ckpt_path = resume_checkpoint(cfg, output_dir)
     cfg = _wandb_overrides(cfg, output_dir, resuming=ckpt_path is not None)
+    cfg = _csv_overrides(cfg, ckpt_path)
     atomic_write(output_dir / "config.yaml", lambda tmp: OmegaConf.save(cfg, tmp, resolve=True))
     skipped = check_training_data(cfg.data, output_dir)
     pl.seed_everything(cfg.seed, workers=True)
