@@ -4,13 +4,22 @@ folder, tiny inputs. (Item 1, prediction outputs that collide, is in test_predic
 from __future__ import annotations
 
 import csv
+import subprocess
+import sys
+from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
+from typing import Any
 
+import hydra.core.utils
 import numpy as np
 import pytest
 import torch
+import yaml
+from hydra.core.hydra_config import HydraConfig
 from PIL import Image
 
+from umsi.cli.config_check import hydra_cli
 from umsi.paths import CONFIG_DIR
 
 # ------------------------------------------------------------ item 8: a resumed run keeps its CSV history
@@ -45,6 +54,85 @@ def test_resumed_run_keeps_its_csv_metric_history(tiny_cfg, tmp_path: Path) -> N
     assert all(r.get("train/loss_step") != "999.0" for r in rows)  # replaced by the resumed run's own row
     logged = [(r["step"], k) for r in rows for k in r if k not in ("step", "epoch")]
     assert len(logged) == len(set(logged))  # no metric twice at one step
+
+
+# ------------------------------------------------------------ item 9: a run folder of its own
+
+
+class _OneSecond(datetime):
+    """Hydra's ``${now:…}`` clock stopped at one second: every run starts 'in the same second'."""
+
+    @classmethod
+    def now(cls, tz: Any = None) -> datetime:
+        return datetime(2026, 1, 2, 3, 4, 5)
+
+
+def _recording_app(seen: list[tuple[str, float]]) -> Callable[[], Any]:
+    """The train config's Hydra app (run folders and all) with a task that records its folder and ``loss.kl``."""
+
+    def task(cfg: Any) -> None:
+        folder = HydraConfig.get().runtime.output_dir
+        seen.append((folder, cfg.loss.kl))
+        (Path(folder) / "kl.txt").write_text(str(cfg.loss.kl))
+
+    return hydra_cli("train", config_dir=CONFIG_DIR)(task)
+
+
+def test_two_runs_started_in_the_same_second_get_two_folders(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(hydra.core.utils, "datetime", _OneSecond)
+    monkeypatch.chdir(tmp_path)
+    seen: list[tuple[str, float]] = []
+    app = _recording_app(seen)
+    for argv in (["loss.kl=10"], ["loss.kl=5"], ["-m", "loss.kl=1,2"], ["-m", "loss.kl=3,4"]):
+        monkeypatch.setattr(sys, "argv", ["umsi-train", *argv])
+        app()
+    runs = tmp_path / "outputs" / "2026-01-02"
+    sweeps = tmp_path / "outputs" / "multirun" / "2026-01-02"
+    assert seen == [
+        (str(runs / "03-04-05"), 10),
+        (str(runs / "03-04-05_2"), 5),
+        (str(sweeps / "03-04-05" / "0"), 1),
+        (str(sweeps / "03-04-05" / "1"), 2),
+        (str(sweeps / "03-04-05_2" / "0"), 3),
+        (str(sweeps / "03-04-05_2" / "1"), 4),
+    ]
+    for folder, kl in seen:  # each folder holds one run's files only
+        assert yaml.safe_load((Path(folder) / ".hydra" / "overrides.yaml").read_text()) == [f"loss.kl={kl:g}"]
+        assert (Path(folder) / "kl.txt").read_text() == str(kl)
+    # resuming in an existing folder still uses that folder
+    monkeypatch.setattr(sys, "argv", ["umsi-train", "loss.kl=7", f"hydra.run.dir={runs / '03-04-05'}"])
+    app()
+    assert seen[-1] == (str(runs / "03-04-05"), 7)
+
+
+def test_a_run_folder_another_live_run_holds_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    folder = tmp_path / "outputs" / "held"
+    hold = f"from umsi.cli.run_folder import hold_folder; hold_folder({str(folder)!r}); print('held', flush=True)"
+    holder = subprocess.Popen(
+        [sys.executable, "-c", hold + "; input()"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        seen: list[tuple[str, float]] = []
+        monkeypatch.chdir(tmp_path)
+        monkeypatch.setattr(sys, "argv", ["umsi-train", "loss.kl=5", f"hydra.run.dir={folder}"])
+        with pytest.raises(SystemExit) as exit_info:
+            _recording_app(seen)()
+        err = capsys.readouterr().err.strip().splitlines()
+        assert exit_info.value.code == 2 and len(err) == 1
+        busy = f"umsi-train: run folder busy: {folder} is in use by a run that is still going (process {holder.pid})"
+        assert err[0].startswith(busy)
+        assert seen == [] and not (folder / ".hydra").exists()  # nothing written into the live run's folder
+        monkeypatch.setenv("LOCAL_RANK", "1")  # a DDP process Lightning starts with its first process's folder
+        _recording_app(seen)()
+        assert seen == [(str(folder), 5)]
+        monkeypatch.delenv("LOCAL_RANK")
+    finally:
+        holder.communicate("\n", timeout=60)
+    _recording_app(seen)()  # the holder has ended: the folder can be resumed
+    assert seen == [(str(folder), 5)] * 2
 
 
 # ------------------------------------------------------------ item 10: tiny inputs
