@@ -4,6 +4,8 @@ folder, tiny inputs. (Item 1, prediction outputs that collide, is in test_predic
 from __future__ import annotations
 
 import csv
+import logging
+import shutil
 import subprocess
 import sys
 from collections.abc import Callable
@@ -19,8 +21,86 @@ import yaml
 from hydra.core.hydra_config import HydraConfig
 from PIL import Image
 
+from conftest import tiny_overrides
 from umsi.cli.config_check import hydra_cli
 from umsi.paths import CONFIG_DIR
+
+# ------------------------------------------------------------ item 7: every stage's needs before the first
+
+
+@pytest.fixture
+def data_copy(synthetic_root: Path, tmp_path: Path) -> Path:
+    """A copy of the tiny synthetic tree (12 SALICON training images) that a test may break."""
+    return Path(shutil.copytree(synthetic_root, tmp_path / "datasets"))
+
+
+def _pipeline_cfg(hydra_conf: Callable[..., Any], datasets: Path, run_dir: Path, *extra: str) -> tuple[Any, list]:
+    overrides = [*tiny_overrides(datasets, run_dir), "data.val_salicon_items=2", *extra]
+    return hydra_conf(overrides), overrides
+
+
+def test_pipeline_checks_the_finetuning_data_before_pretraining(hydra_conf, data_copy: Path, tmp_path: Path) -> None:
+    from umsi.errors import InvalidDatasetError
+    from umsi.training.runner import run
+
+    victim = sorted((data_copy / "imp1k" / "imgs").glob("*/*"))[0]
+    victim.write_bytes(b"\xff\xd8\xff\xe0 not really an image")  # an Imp1k image only finetuning reads
+    cfg, overrides = _pipeline_cfg(hydra_conf, data_copy, tmp_path / "run", "data.salicon_per_epoch=4")
+    with pytest.raises(InvalidDatasetError, match=victim.name):
+        run(cfg, overrides)
+    assert not (tmp_path / "run" / "pretrain" / "checkpoints").exists()  # stopped before pretraining
+    assert victim.name in (tmp_path / "run" / "finetune" / "data_check.txt").read_text()
+
+
+def test_salicon_mix_larger_than_the_images_found_draws_them_all_with_a_warning(
+    hydra_conf, synthetic_root: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    from umsi.training.runner import build_datamodule, check_run_needs
+
+    cfg, overrides = _pipeline_cfg(hydra_conf, synthetic_root, tmp_path / "run")  # salicon_per_epoch: 160 > 12
+    with caplog.at_level(logging.WARNING):
+        check_run_needs(cfg, overrides)  # before the first stage: a warning, not a failure after pretraining
+    assert "data.salicon_per_epoch=160, but" in caplog.text and "only 12 SALICON training images" in caplog.text
+    caplog.clear()
+    finetune, _ = _pipeline_cfg(hydra_conf, synthetic_root, tmp_path / "ft", "stage=finetune")
+    with caplog.at_level(logging.WARNING):
+        datamodule = build_datamodule(finetune)
+    assert datamodule.sampler.per_epoch == 12 and "finetuning draws all 12 in every epoch" in caplog.text
+    indices = list(datamodule.train_dataloader().sampler)
+    imp1k = len(datamodule.train_set.datasets[0])
+    assert len(indices) == imp1k + 12 and sorted(i - imp1k for i in indices if i >= imp1k) == list(range(12))
+
+
+@pytest.mark.parametrize(
+    ("override", "line"),
+    [
+        (
+            'stage.finetune_overrides=["model.pretrained_file=/nowhere/xception.pth"]',
+            "umsi-train: missing path: the finetune stage needs model.pretrained_file=/nowhere/xception.pth (the "
+            "encoder's timm weights): no such file",
+        ),
+        (
+            "data.input_size=[6,40]",
+            "umsi-train: config error: data.input_size=[6, 40] is too small for the pretrain stage: the "
+            "legacy_xception encoder needs at least 7×7 px (set data.input_size=[7,40] or larger)",
+        ),
+    ],
+)
+def test_umsi_train_refuses_a_later_stages_missing_needs_before_a_run_folder_exists(
+    synthetic_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys, override: str, line: str
+) -> None:
+    from umsi.cli.train import main
+
+    run_dir = tmp_path / "run"
+    argv = [*tiny_overrides(synthetic_root, run_dir), "data.salicon_per_epoch=4", override, f"hydra.run.dir={run_dir}"]
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "argv", ["umsi-train", *argv])
+    with pytest.raises(SystemExit) as exit_info:
+        main()
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and err.strip().splitlines() == [line]
+    assert not run_dir.exists()
+
 
 # ------------------------------------------------------------ item 8: a resumed run keeps its CSV history
 

@@ -44,7 +44,21 @@ def check_train_paths(cfg: DictConfig) -> None:
             raise MissingPathError(f"{key}={value}: no such file — give the path of {what}, or set {key}=null")
 
 
-@hydra_cli("train", config_dir=CONFIG_DIR, check=check_train_paths, precheck=check_train_paths)
+def check_stage_needs(cfg: DictConfig) -> None:
+    """What every stage of the run needs (files, data folders, input size, the SALICON mix), checked before
+    Hydra makes the run folder: :func:`umsi.training.runner.check_run_needs` on the composed config."""
+    from umsi.training.runner import check_run_needs
+
+    check_run_needs(cfg, list(cfg.hydra.overrides.task))
+
+
+def precheck(cfg: DictConfig) -> None:
+    """The checks of the composed config before Hydra makes a run folder."""
+    check_train_paths(cfg)
+    check_stage_needs(cfg)
+
+
+@hydra_cli("train", config_dir=CONFIG_DIR, check=check_train_paths, precheck=precheck)
 def main(cfg: DictConfig) -> float | None:
     """Returns ``optimized_metric`` of the run's summary (final validation CC by default) for sweepers."""
     from hydra.core.hydra_config import HydraConfig
