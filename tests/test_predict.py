@@ -173,3 +173,57 @@ def test_predict_runs_an_exported_onnx_model(checkpoint: Path, images: Path, tmp
         np.testing.assert_allclose(a.probabilities, b.probabilities, atol=1e-5)
     assert run_predict(_cfg(ckpt=onnx_path, input=images / "tall.png"), tmp_path / "o") == 0
     assert cv2.imread(str(tmp_path / "o" / "tall_heatmap.png"), cv2.IMREAD_UNCHANGED).shape == SIZES["tall.png"]
+
+
+# ------------------------------------------------------------------ one output per input (issue 13, item 1)
+
+
+def _two_posters(root: Path) -> list[Path]:
+    """``in/shop_a/poster.png`` and ``in/shop_b/poster.png``: two different images with one file name."""
+    files = []
+    for seed, shop in enumerate(("shop_a", "shop_b")):
+        (root / shop).mkdir(parents=True)
+        Image.fromarray(_rgb(30 + 10 * seed, 40, seed)).save(root / shop / "poster.png")
+        files.append(root / shop / "poster.png")
+    return files
+
+
+def test_predict_never_writes_two_inputs_to_one_file(checkpoint: Path, tmp_path: Path) -> None:
+    from umsi.inference.predict import find_inputs, plan_jobs
+
+    posters = _two_posters(tmp_path / "in")
+    Image.fromarray(_rgb(20, 20, 7)).save(tmp_path / "in" / "poster.png")  # a third poster.png, one level up
+    out = tmp_path / "out"
+    assert run_predict(_cfg(ckpt=checkpoint, input=f"'{tmp_path}/in/*/poster.png'"), out) == 0
+    rows = list(csv.DictReader((out / "predictions.csv").open()))
+    assert sorted(r["heatmap"] for r in rows) == ["shop_a/poster_heatmap.png", "shop_b/poster_heatmap.png"]
+    model = umsi.load(checkpoint)
+    for row in rows:  # each file holds its own input's map
+        written = cv2.imread(str(out / row["heatmap"]), cv2.IMREAD_UNCHANGED).astype(np.float32)
+        assert np.abs(written - model.predict(row["file"]).heatmap * 255).max() <= 0.5 + 1e-3
+    # every input form: a file list, a folder, a glob, and a mix of them (a file named twice counts once)
+    forms = {
+        "file list": [str(p) for p in posters],
+        "folder": str(tmp_path / "in"),
+        "glob": str(tmp_path / "in" / "**" / "poster.png"),
+        "mixed": [str(tmp_path / "in" / "shop_a"), str(posters[1]), str(tmp_path / "in" / "*.png"), str(posters[0])],
+    }
+    for form, spec in forms.items():
+        files, root = find_inputs(spec)
+        heatmaps = [job.heatmap.relative_to(out).as_posix() for job in plan_jobs(files, root, out)]
+        expected = {"shop_a/poster_heatmap.png", "shop_b/poster_heatmap.png"}
+        if form != "file list":
+            expected.add("poster_heatmap.png")
+        assert sorted(heatmaps) == sorted(expected), form
+
+
+def test_predict_refuses_outputs_that_would_still_collide(checkpoint: Path, tmp_path: Path) -> None:
+    # a.png and a.jpg keep their suffix (a_png, a_jpg), which a_png.jpg also is: refused before anything is written
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for seed, name in enumerate(("a.png", "a.jpg", "a_png.jpg")):
+        Image.fromarray(_rgb(20, 24, seed)).save(folder / name)
+    out = tmp_path / "out"
+    with pytest.raises(ValueError, match=r"input: .*a\.png and .*a_png\.jpg would both be written to .*a_png_heatmap"):
+        run_predict(_cfg(ckpt=checkpoint, input=folder), out)
+    assert not out.exists()

@@ -7,7 +7,8 @@
   on a struct-mode copy of the composed defaults whose values carry the type of their default
   (:func:`typed_config`), so OmegaConf refuses an unknown key or a value that does not convert. The errors come
   out as one line with the closest key or option;
-* ``precheck(cfg)`` runs on that composed config, still before any run folder exists;
+* ``precheck(cfg)`` runs on that composed config, still before any run folder exists, with Hydra initialised on
+  the config directory (so it can ``compose`` other configs);
 * inside the job, ``check(cfg)`` runs before the task; a :class:`~umsi.errors.UserError`, or an OmegaConf error about
   a key, ends the tool with ``<tool>: <kind>: <message>`` on stderr and the error's exit code. Any other exception
   (a bug) keeps its traceback.
@@ -64,8 +65,8 @@ log = logging.getLogger(__name__)
 
 TaskFunction = Callable[[DictConfig], Any]
 CONFIG_ERRORS = (UserError, ConfigAttributeError, ConfigKeyError, InterpolationResolutionError, MissingMandatoryValue)
-# keys whose default is an int but which legitimately take other types (Lightning: 1, [0, 1] or "auto")
-ANY_TYPE_KEYS = frozenset({"trainer.devices"})
+# keys that legitimately take several types (Lightning: 1, [0, 1] or "auto"; umsi-predict: a path or a list)
+ANY_TYPE_KEYS = frozenset({"trainer.devices", "input"})
 # what a value must be, by the type of the default OmegaConf refused it for (bool before int: True is an int)
 EXPECTED = {
     bool: "must be true or false",
@@ -454,7 +455,8 @@ def hydra_cli(
                 try:
                     composed = check_command_line(config_name, config_dir, sys.argv[1:], name)
                     if composed is not None and precheck is not None:
-                        precheck(composed)
+                        with _composer(config_dir):  # a precheck may compose other configs (the pipeline's stages)
+                            precheck(composed)
                 except CONFIG_ERRORS as err:
                     report_error(name, err)
                 except Exception:  # a flaw of the check itself must not stop a valid command: Hydra decides

@@ -57,9 +57,18 @@ def check_encoder_weights(cfg: DictConfig) -> None:
     fetch_pretrained_weights(str(model.get("encoder")))
 
 
+def check_stage_needs(cfg: DictConfig) -> None:
+    """What every stage of the run needs (files, data folders, input size, the SALICON mix), checked before
+    Hydra makes the run folder: :func:`umsi.training.runner.check_run_needs` on the composed config."""
+    from umsi.training.runner import check_run_needs
+
+    check_run_needs(cfg, list(cfg.hydra.overrides.task))
+
+
 def precheck_train(cfg: DictConfig) -> None:
-    """Everything checked before Hydra makes a run folder: paths, then the encoder weights."""
+    """Everything checked before Hydra makes a run folder: paths, what every stage needs, the encoder weights."""
     check_train_paths(cfg)
+    check_stage_needs(cfg)
     check_encoder_weights(cfg)
 
 

@@ -11,7 +11,7 @@ import torch
 from torch.utils.data import ConcatDataset, DataLoader
 
 from umsi.data.cache import ensure_cache
-from umsi.data.datasets import MixingSampler, SaliencyDataset
+from umsi.data.datasets import MixingSampler, SaliencyDataset, salicon_mix
 from umsi.data.layouts import (
     NATURAL_IMAGES,
     SaliencyItem,
@@ -172,7 +172,8 @@ class SaliconDataModule(SaliencyDataModule):
 
 class Imp1kDataModule(SaliencyDataModule):
     """Imp1k (``data.root``) with ``salicon_per_epoch`` SALICON training images (``data.salicon_root``) drawn
-    afresh into every training epoch, so the classifier keeps seeing ``natural_images``.
+    afresh into every training epoch, so the classifier keeps seeing ``natural_images`` (all of them, with a
+    warning, when there are fewer: :func:`~umsi.data.datasets.salicon_mix`).
 
     Validation is Imp1k val, plus the first ``val_salicon_items`` SALICON val images when > 0.
     """
@@ -228,7 +229,8 @@ class Imp1kDataModule(SaliencyDataModule):
             [self.dataset(train, True, "imp1k-train"), self.dataset(salicon_train, True, "salicon-train")]
         )
         self.val_set = self.dataset(val + val_extra, False, "imp1k-val")
-        self.sampler = MixingSampler(len(train), len(salicon_train), self.salicon_per_epoch, self.seed)
+        per_epoch = salicon_mix(self.salicon_per_epoch, len(salicon_train), self.salicon_root)
+        self.sampler = MixingSampler(len(train), len(salicon_train), per_epoch, self.seed)
 
     def train_dataloader(self) -> DataLoader:
         self.sampler.set_epoch(self._epoch())

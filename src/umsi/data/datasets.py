@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -12,10 +14,12 @@ from torch.utils.data import Dataset, Sampler
 from umsi.data.layouts import SaliencyItem, read_salicon_fixations
 from umsi.data.readers import read_image_bgr, read_map
 from umsi.data.transforms import SampleTransform, fixation_map, normalize_image
-from umsi.errors import DataFileError
+from umsi.errors import ConfigError, DataFileError
 
 if TYPE_CHECKING:
     from umsi.data.cache import SaliencyCache
+
+log = logging.getLogger(__name__)
 
 
 class SaliencyDataset(Dataset):
@@ -79,6 +83,25 @@ class SaliencyDataset(Dataset):
             "saliency": torch.from_numpy(saliency_out)[None],
             "fixations": torch.from_numpy(fixation_map(points, source_hw, output_size))[None],
         }
+
+
+def salicon_mix(requested: int, available: int, root: str | Path) -> int:
+    """How many SALICON training images finetuning mixes into every epoch: ``data.salicon_per_epoch``, or all
+    ``available`` ones, with a warning, when ``root`` has fewer (the paper drew 160 of SALICON's 10,000).
+    Raises :class:`~umsi.errors.ConfigError` for a negative count."""
+    if requested < 0:
+        raise ConfigError(f"data.salicon_per_epoch={requested} must be 0 or more (the paper mixes in 160)")
+    if requested > available:
+        log.warning(
+            "data.salicon_per_epoch=%d, but %s has only %d SALICON training images: finetuning draws all %d in "
+            "every epoch (lower data.salicon_per_epoch to silence this, or add images)",
+            requested,
+            root,
+            available,
+            available,
+        )
+        return available
+    return requested
 
 
 class MixingSampler(Sampler[int]):

@@ -1,7 +1,8 @@
-"""What ``umsi-predict ckpt=… input=<file|folder|glob> output=<folder>`` does: heatmap PNG, overlay JPEG and class
-probabilities for every image, at each image's own size.
+"""What ``umsi-predict ckpt=… input=<file|folder|glob|[list of them]> output=<folder>`` does: heatmap PNG, overlay
+JPEG and class probabilities for every image, at each image's own size.
 
-Per image ``<name>_heatmap.png`` (8-bit, min–max scaled) and ``<name>_overlay.jpg``; for the run
+Per image ``<name>_heatmap.png`` (8-bit, min–max scaled) and ``<name>_overlay.jpg``, ``<name>`` being the input's
+path below the common folder of all inputs (so two ``poster.png`` in different folders get two results); for the run
 ``predictions.csv`` and ``predictions.json``. Every file is written under a temporary name and renamed when
 complete; existing results are only replaced with ``overwrite=true``. Unreadable inputs are reported with their
 path and skipped; the exit code is 1 when any input failed, 2 when nothing could run.
@@ -13,16 +14,18 @@ import csv
 import glob
 import io
 import logging
+import os
 import sys
 import time
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
@@ -59,11 +62,12 @@ class RunRecord:
     model_seconds: float = 0.0
 
 
-def find_inputs(spec: str) -> tuple[list[Path], Path | None]:
-    """``input=``: a file, a folder (recursive, image suffixes only) or a glob → (sorted files, common root)."""
+def _expand(spec: str) -> tuple[list[Path], Path]:
+    """One ``input=`` entry: a file, a folder (recursive, image suffixes only) or a glob → (sorted files, the
+    folder their output names are relative to: the folder itself, a file's folder, a glob's common folder)."""
     path = Path(spec).expanduser()
     if path.is_file():
-        return [path], None
+        return [path], path.parent
     if path.is_dir():
         files = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
         if not files:
@@ -73,19 +77,52 @@ def find_inputs(spec: str) -> tuple[list[Path], Path | None]:
         files = sorted(Path(p) for p in glob.glob(str(path), recursive=True) if Path(p).is_file())
         if not files:
             raise PredictError(f"input={spec}: the pattern matches no file")
-        return files, None
+        return files, Path(os.path.commonpath([f.absolute().parent for f in files]))
     raise PredictError(f"input={spec}: no such file or folder (a glob needs * ? or [ ])")
 
 
-def plan_jobs(files: list[Path], root: Path | None, output: Path) -> list[Job]:
-    """Output names keep the folder structure under ``root``; inputs that share a stem keep their suffix."""
-    relative = [f.relative_to(root) if root else Path(f.name) for f in files]
-    stems = [r.parent / r.stem for r in relative]
-    clash = {stem for stem, count in Counter(stems).items() if count > 1}
+def find_inputs(spec: str | Sequence[str]) -> tuple[list[Path], Path]:
+    """``input=``: a file, a folder, a glob, or a list of any of them → (files, common root).
+
+    Every file appears once (in the order given); the root is the deepest folder that holds every entry's
+    folder, so output names keep the structure below it (``in/*/poster.png`` → ``shop_a/poster``,
+    ``shop_b/poster``)."""
+    specs = [spec] if isinstance(spec, str | os.PathLike) else [str(s) for s in spec]
+    if not specs:
+        raise PredictError("input=[]: give at least one image file, folder or glob")
+    files: dict[Path, Path] = {}
+    roots = []
+    for entry in specs:
+        found, root = _expand(str(entry))
+        roots.append(root.absolute())
+        files |= {f.absolute(): f for f in found if f.absolute() not in files}
+    return list(files.values()), Path(os.path.commonpath(roots))
+
+
+def _output_base(relative: Path, keep_suffix: bool) -> Path:
+    """``a/b.png`` → ``a/b`` (``a/b_png`` when another input has the same stem in the same folder)."""
+    return relative.parent / (relative.name.replace(".", "_") if keep_suffix else relative.stem)
+
+
+def plan_jobs(files: list[Path], root: Path, output: Path) -> list[Job]:
+    """Output names keep the folder structure below ``root``; inputs that share a stem keep their suffix.
+
+    Raises :class:`PredictError` naming both inputs when two of them would still be written to one file
+    (e.g. ``a.png`` and ``a_png.jpg`` next to ``a.jpg``), before anything is written."""
+    relative = [f.absolute().relative_to(root) for f in files]
+    stems = Counter(r.parent / r.stem for r in relative)
     jobs = []
-    for file, rel, stem in zip(files, relative, stems, strict=True):
-        base = output / (rel.parent / rel.name.replace(".", "_") if stem in clash else stem)
-        jobs.append(Job(file, base.with_name(base.name + "_heatmap.png"), base.with_name(base.name + "_overlay.jpg")))
+    writer: dict[Path, Path] = {}
+    for file, rel in zip(files, relative, strict=True):
+        base = output / _output_base(rel, keep_suffix=stems[rel.parent / rel.stem] > 1)
+        job = Job(file, base.with_name(base.name + "_heatmap.png"), base.with_name(base.name + "_overlay.jpg"))
+        if job.heatmap in writer:
+            raise PredictError(
+                f"input: {writer[job.heatmap]} and {file} would both be written to {job.heatmap}; rename one of "
+                "them, or predict them in two runs with different output=… folders"
+            )
+        writer[job.heatmap] = file
+        jobs.append(job)
     return jobs
 
 
@@ -174,7 +211,7 @@ def _write_tables(output: Path, record: RunRecord, meta: dict[str, Any]) -> None
 def run_predict(cfg: DictConfig, output: Path) -> int:
     """The whole command; returns the exit code (0 all written, 1 some inputs failed)."""
     colormap_code(cfg.colormap)  # reject a bad colormap before any work
-    files, root = find_inputs(str(cfg.input))
+    files, root = find_inputs(list(cfg.input) if OmegaConf.is_list(cfg.input) else str(cfg.input))
     jobs = plan_jobs(files, root, output)
     targets = [p for job in jobs for p in (job.heatmap, job.overlay)] + [output / "predictions.csv"]
     existing = [p for p in targets if p.exists()]

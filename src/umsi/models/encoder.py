@@ -25,6 +25,18 @@ LEGACY_XCEPTION = "legacy_xception"
 ALIGNED_XCEPTIONS = ("xception41", "xception65", "xception71", "xception41p", "xception65p")
 # timm legacy_xception blocks whose stride the official model sets to 1, by the output stride they give.
 _LEGACY_STRIDE1_BLOCKS = {8: ("block3", "block12"), 16: ("block12",), 32: ()}
+# (kernel, stride, padding) of the unpadded convolutions that open legacy_xception (Keras "valid" conv1 and conv2);
+# every later op pads, so these alone set the smallest input
+_LEGACY_STEM = ((3, 2, 0), (3, 1, 0))
+
+
+def smallest_input(convolutions: tuple[tuple[int, int, int], ...]) -> int:
+    """The smallest side (px) a chain of convolutions, given as (kernel, stride, padding), accepts: each one
+    needs its padded input at least as large as its kernel, and leaves ⌊(n + 2p − k) / s⌋ + 1 pixels."""
+    size = 1
+    for kernel, stride, padding in reversed(convolutions):
+        size = max((size - 1) * stride + kernel - 2 * padding, 1)
+    return size
 
 
 class PretrainedWeightsError(UserError, RuntimeError):
@@ -52,6 +64,7 @@ class LegacyXceptionEncoder(nn.Module):
     """
 
     out_channels = 2048
+    min_input_size = smallest_input(_LEGACY_STEM)  # 7 px
 
     def __init__(
         self,
@@ -84,6 +97,7 @@ class AlignedXceptionEncoder(nn.Module):
     """
 
     out_channels = 2048
+    min_input_size = 1  # every op pads
 
     def __init__(
         self, name: str, output_stride: int = 8, pretrained_file: str | None = None, pretrained: bool = False
@@ -251,6 +265,12 @@ class _TimmLoadReport(logging.Handler):
         self._logger.setLevel(self._old_level)
 
 
+def min_input_size(name: str = LEGACY_XCEPTION) -> int:
+    """The smallest input side (px) encoder ``name`` takes without building it: 7 for ``legacy_xception`` (its
+    unpadded stem), 1 for the aligned Xceptions."""
+    return (LegacyXceptionEncoder if name == LEGACY_XCEPTION else AlignedXceptionEncoder).min_input_size
+
+
 def build_encoder(
     name: str = LEGACY_XCEPTION,
     output_stride: int = 8,
@@ -258,7 +278,8 @@ def build_encoder(
     tf_same_padding: bool = False,
     pretrained: bool = False,
 ) -> nn.Module:
-    """Factory for the supported encoders; each has ``out_channels`` and returns one (B, C, h, w) map.
+    """Factory for the supported encoders; each has ``out_channels``, ``min_input_size`` (px per side) and returns
+    one (B, C, h, w) map.
 
     Encoder weights: ``pretrained_file`` (a local timm state dict) wins; else ``pretrained=True`` loads timm's
     ImageNet weights through its hub mechanism (:func:`fetch_pretrained_weights`); else random initialisation.

@@ -60,7 +60,8 @@ class UMSI(nn.Module):
     ``UMSI()`` builds the network shaped like the released one: timm ``legacy_xception`` at output stride 8
     (official stride change), 256-wide heads, dropout 0.3 at the release's six sites (``dropout`` takes a rate
     per site, see :func:`dropout_sites`), ASPP dilations 6/12/18, decoder dilation 2, 6 classes and a map at twice
-    the input size. Any input size works: the grids follow the input. The encoder starts from random weights,
+    the input size. Any input of at least ``min_input_size`` pixels per side works (7 for ``legacy_xception``, whose
+    first two convolutions are unpadded): the grids follow the input. The encoder starts from random weights,
     ``pretrained_file`` (a local timm state dict) or, with ``pretrained=True``, timm's ImageNet weights.
     ``UMSI.official()`` is the released Keras network exactly (same layers plus its padding, upsampling and
     BatchNorm numerics), the target of ``umsi-convert-keras``.
@@ -101,6 +102,7 @@ class UMSI(nn.Module):
         configure_batchnorm(self, momentum=bn_momentum)
         self.num_classes = num_classes
         self.output_scale = output_scale
+        self.min_input_size: int = getattr(self.encoder, "min_input_size", 1)
 
     @classmethod
     def official(cls, num_classes: int = 6, pretrained_file: str | None = None, pretrained: bool = False) -> UMSI:
@@ -112,13 +114,21 @@ class UMSI(nn.Module):
         return round(input_size[0] * self.output_scale), round(input_size[1] * self.output_scale)
 
     def forward(self, image: torch.Tensor) -> UMSIOutput:
-        """image (B, 3, H, W) preprocessed → UMSIOutput(saliency (B, 1, sH, sW), logits (B, K))."""
+        """image (B, 3, H, W) preprocessed → UMSIOutput(saliency (B, 1, sH, sW), logits (B, K)).
+
+        Raises ``ValueError`` when H or W is below ``min_input_size`` (letterbox or resize such images first, as
+        ``umsi.load(...).predict`` and ``umsi-predict`` do)."""
+        size = (int(image.shape[-2]), int(image.shape[-1]))  # ints: traceable
+        if min(size) < self.min_input_size:
+            raise ValueError(
+                f"UMSI input of {size[0]}×{size[1]} px is too small: the encoder needs at least "
+                f"{self.min_input_size}×{self.min_input_size} px; letterbox or resize the image to at least "
+                f"{self.min_input_size} px per side (in training: data.input_size)"
+            )
         features = self.encoder(image)
         global_vector = self.global_branch(features)
         fused = self.fusion(self.aspp(features), global_vector)
-        saliency = self.decoder(
-            fused, self.output_size((int(image.shape[-2]), int(image.shape[-1])))
-        )  # ints: traceable
+        saliency = self.decoder(fused, self.output_size(size))
         return UMSIOutput(saliency, self.classifier(global_vector))
 
 

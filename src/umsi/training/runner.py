@@ -1,8 +1,9 @@
 """Stage and pipeline runners: what ``umsi-train`` does, callable from tests with a composed config.
 
 A stage (pretrain or finetune) = data + model + loss + trainer → fit → best checkpoint. The pipeline composes
-the pretrain and finetune configs with the same command-line overrides, hands the best pretrain checkpoint
-(lowest validation loss) to finetuning, then evaluates the best finetuned weights.
+the pretrain and finetune configs with the same command-line overrides, checks what both need before the first
+starts, hands the best pretrain checkpoint (lowest validation loss) to finetuning, then evaluates the best
+finetuned weights.
 """
 
 from __future__ import annotations
@@ -23,13 +24,14 @@ from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.loggers import WandbLogger
 
 from umsi.callbacks.handoff import best_checkpoint
-from umsi.checkpoints.files import SafeCheckpointIO
+from umsi.checkpoints.files import SafeCheckpointIO, read_checkpoint
 from umsi.data.splits import SPLIT_FILE, write_split
 from umsi.errors import MissingPathError
 from umsi.models import without_encoder_init
 from umsi.training.data_check import check_training_data
 from umsi.training.evaluate import evaluate, print_summary
 from umsi.training.module import UMSILitModule, load_weights
+from umsi.training.preflight import check_stage_needs
 from umsi.utils.io import atomic_write, remove_partial_files, write_json
 
 log = logging.getLogger(__name__)
@@ -122,6 +124,24 @@ def _wandb_overrides(cfg: DictConfig, output_dir: Path, resuming: bool) -> DictC
     return OmegaConf.merge(cfg, {"logger": {"wandb": extra}}) if extra else cfg
 
 
+def _csv_overrides(cfg: DictConfig, ckpt_path: str | None) -> DictConfig:
+    """A resumed stage continues its ``csv/metrics.csv``: the CSV logger keeps the rows logged before the
+    checkpoint's step (``logger.csv.resume_step``), as W&B continues the run with the same id."""
+    csv_cfg = (cfg.get("logger") or {}).get("csv")
+    if csv_cfg is None or not ckpt_path or "resume_step" not in csv_cfg:
+        return cfg
+    return OmegaConf.merge(cfg, {"logger": {"csv": {"resume_step": _global_step(ckpt_path)}}})
+
+
+def _global_step(ckpt_path: str) -> int:
+    """The optimizer steps a Lightning checkpoint was saved after (memory-mapped: its tensors are not read)."""
+    try:
+        state = torch.load(ckpt_path, map_location="cpu", weights_only=True, mmap=True)
+    except Exception:  # not a zip-format file: read_checkpoint says what is wrong with it
+        state = read_checkpoint(ckpt_path, key="ckpt_path")
+    return int(state.get("global_step", 0))
+
+
 def _sweep_group() -> str | None:
     """``sweep-<date>-<time>`` for the jobs of one Hydra multirun, ``None`` for a single run."""
     try:
@@ -150,6 +170,7 @@ def train_stage(cfg: DictConfig, finish_wandb: bool = True) -> StageResult:
     output_dir.mkdir(parents=True, exist_ok=True)
     ckpt_path = resume_checkpoint(cfg, output_dir)
     cfg = _wandb_overrides(cfg, output_dir, resuming=ckpt_path is not None)
+    cfg = _csv_overrides(cfg, ckpt_path)
     atomic_write(output_dir / "config.yaml", lambda tmp: OmegaConf.save(cfg, tmp, resolve=True))
     skipped = check_training_data(cfg.data, output_dir)
     pl.seed_everything(cfg.seed, workers=True)
@@ -257,32 +278,45 @@ def _resume_if_started(cfg: DictConfig, stage_dir: Path) -> list[str]:
     return []
 
 
+def _pipeline_stage(
+    cfg: DictConfig, overrides: list[str], stage: str, root: Path | None, extra: Sequence[str] = ()
+) -> DictConfig:
+    """One stage of the pipeline ``cfg``: the user's overrides, its folder ``root/<stage>`` (none when ``root`` is
+    None, before a run folder exists), ``extra``, then ``stage.<stage>_overrides``."""
+    folder = [] if root is None else [f"paths.output_dir={root / stage}", *_resume_if_started(cfg, root / stage)]
+    return compose_stage(stage, overrides, [*folder, *extra, *cfg.stage[f"{stage}_overrides"]])
+
+
+def stage_configs(cfg: DictConfig, overrides: Sequence[str], root: Path | None = None) -> dict[str, DictConfig]:
+    """The config of every stage ``run(cfg, overrides)`` trains, in order, composed as it will run them (the
+    pipeline's finetuning without the ``init_ckpt`` pretraining will hand it)."""
+    if cfg.stage.name != "pipeline":
+        return {cfg.stage.name: cfg}
+    return {stage: _pipeline_stage(cfg, list(overrides), stage, root) for stage in STAGES}
+
+
+def check_run_needs(cfg: DictConfig, overrides: Sequence[str]) -> None:
+    """What every stage of ``run(cfg, overrides)`` needs (:func:`~umsi.training.preflight.check_stage_needs`),
+    without a run folder: ``umsi-train`` calls it before Hydra makes one."""
+    check_stage_needs(stage_configs(cfg, overrides))
+
+
 def run_pipeline(cfg: DictConfig, overrides: list[str]) -> dict[str, Any]:
-    """pretrain → best checkpoint (lowest val loss) → finetune → evaluation of the best finetuned weights."""
+    """pretrain → best checkpoint (lowest val loss) → finetune → evaluation of the best finetuned weights.
+
+    Before pretraining starts, every stage's needs are checked and every stage's data check runs (the later
+    ones are reused, unchanged files are not read twice), so a problem in the finetuning data stops the
+    pipeline before hours of pretraining."""
     root = Path(cfg.paths.output_dir)
-    pretrain_cfg = compose_stage(
-        "pretrain",
-        overrides,
-        [
-            f"paths.output_dir={root / 'pretrain'}",
-            *_resume_if_started(cfg, root / "pretrain"),
-            *cfg.stage.pretrain_overrides,
-        ],
-    )
-    pretrain = train_stage(pretrain_cfg)
+    stages = stage_configs(cfg, overrides, root)
+    check_stage_needs(stages)
+    for name, stage_cfg in stages.items():
+        check_training_data(stage_cfg.data, root / name)
+    pretrain = train_stage(stages["pretrain"])
     if not pretrain.best_checkpoint:
         raise RuntimeError("pretraining wrote no best checkpoint (is callbacks.model_checkpoint configured?)")
     log.info("best pretrain checkpoint: %s (val/loss %s)", pretrain.best_checkpoint, pretrain.best_score)
-    finetune_cfg = compose_stage(
-        "finetune",
-        overrides,
-        [
-            f"paths.output_dir={root / 'finetune'}",
-            f"init_ckpt={pretrain.best_checkpoint}",
-            *_resume_if_started(cfg, root / "finetune"),
-            *cfg.stage.finetune_overrides,
-        ],
-    )
+    finetune_cfg = _pipeline_stage(cfg, overrides, "finetune", root, [f"init_ckpt={pretrain.best_checkpoint}"])
     finetune = train_stage(finetune_cfg, finish_wandb=False)
     if not finetune.is_global_zero:
         return {}
@@ -306,6 +340,7 @@ def run(cfg: DictConfig, overrides: list[str] | None = None) -> dict[str, Any]:
     if cfg.stage.name == "pipeline":
         summary = run_pipeline(cfg, list(overrides or []))
     elif cfg.stage.name in STAGES:
+        check_stage_needs({cfg.stage.name: cfg})
         result = train_stage(cfg, finish_wandb=False)
         checkpoint = result.best_checkpoint or result.last_checkpoint
         summary = evaluate_checkpoint(cfg, checkpoint, result.skipped_files) if result.is_global_zero else {}
