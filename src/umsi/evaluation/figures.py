@@ -101,7 +101,7 @@ def confusion_figure(counts: np.ndarray, class_titles: Sequence[str], title: str
     from matplotlib.ticker import MaxNLocator
 
     k = len(class_titles)
-    fig = Figure(figsize=(2 * (0.75 * k + 2.4), 0.75 * k + 2.4), layout="constrained")
+    fig = Figure(figsize=(2 * (0.75 * k + 2.4), 0.75 * k + 1.7), layout="constrained")
     axes = fig.subplots(1, 2)
     panels = (
         (counts, "counts", "images", "d", counts.max() or 1),
@@ -126,14 +126,15 @@ def confusion_figure(counts: np.ndarray, class_titles: Sequence[str], title: str
 
 
 def distributions_figure(groups: Mapping[str, Mapping[str, Sequence[float]]], title: str) -> Figure:
-    """Box plots of CC and KL per group (``{group title: {"cc": [...], "kl": [...]}}``), every image drawn as a
-    point over its box, n per group in the tick labels. Raises ValueError when there is no group."""
+    """Box plots of CC and KL per group (``{group title: {"cc": [...], "kl": [...]}}``, " · " in a title breaks
+    the tick label), every image drawn as a point over its box, n per group in the tick labels. Raises ValueError
+    when there is no group."""
     from matplotlib.figure import Figure
 
     if not groups:
         raise ValueError(f"{title}: no scores to draw")
     names = list(groups)
-    ticks = [f"{name}\n(n={len(groups[name]['cc'])})" for name in names]
+    ticks = ["\n".join([*name.split(" · "), f"(n={len(groups[name]['cc'])})"]) for name in names]
     fig = Figure(figsize=(max(9.0, 1.3 * len(names) + 2), 7.5), layout="constrained")
     axes = fig.subplots(2, 1, sharex=True)
     rng = np.random.default_rng(0)

@@ -4,6 +4,7 @@ write the report."""
 from __future__ import annotations
 
 import logging
+import time
 from collections import defaultdict
 from collections.abc import Sequence
 from pathlib import Path
@@ -130,12 +131,13 @@ def _write_visual_report(
     already written, so a failing figure loses no score."""
     if settings is None:
         return None
+    start = time.perf_counter()
     try:
         written = write_visual_report(out_dir, results, evaluated, settings, cfg.blur_sigma)
     except ReportFigureError:
         log.error("report.html was not written; tables.md, metrics.json and per_image.csv are in %s", out_dir)
         raise
-    log.info("report: %s (%d figures)", written.html, len(written.figures))
+    log.info("report: %s (%d figures, %.1f s)", written.html, len(written.figures), time.perf_counter() - start)
     return written
 
 

@@ -260,7 +260,7 @@ class _ReportBuilder:
                     chosen = getattr(found, kind)
                     rule = rule.format(q=found.quantile, t=found.cc_threshold)
                     if not labelled:
-                        rule = rule.replace(", class right", " (no classes in this dataset)")
+                        rule = rule.replace(", class right", "; the dataset has no classes")
                     if not chosen:
                         group.notes.append(f"{title}: none of the {len(records)} images ({rule}).")
                         continue
@@ -322,7 +322,7 @@ class _ReportBuilder:
                 group.notes.append("No dataset was evaluated.")
                 continue
             title = f"CC and KL per dataset and class · {ev.model.name}"
-            caption = " · ".join(f"{name}: n = {len(v['cc'])}" for name, v in groups.items())
+            caption = f"{sum(len(v['cc']) for v in groups.values())} images in {len(groups)} groups"
             draw = partial(F.distributions_figure, groups, title)
             group.figures.append(self.draw(self._name(ev, "distributions"), title, caption, draw))
         return section
