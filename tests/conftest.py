@@ -74,14 +74,16 @@ def tiny_cfg(
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory: pytest.TempPathFactory, synthetic_root: Path) -> Iterator[Path]:
-    """A tiny pretrained checkpoint (1 epoch at 32×40) in ``<outputs>/2026-01-01/00-00-00/``; yields the outputs
-    folder (what ``ckpt=latest`` / ``checkpoints=[latest]`` search) and removes it after the module."""
+    """A tiny pretrained checkpoint (1 epoch at 32×40) and its CSV log in ``<outputs>/2026-01-01/00-00-00/``;
+    yields the outputs folder (what ``ckpt=latest`` / ``checkpoints=[latest]`` search) and removes it after the
+    module."""
     from umsi.training.runner import run
 
     outputs = tmp_path_factory.mktemp("outputs")
     run_dir = outputs / "2026-01-01" / "00-00-00"
     with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
-        overrides = [*tiny_overrides(synthetic_root, run_dir), "stage=pretrain"]
+        no_logger = tiny_overrides(synthetic_root, run_dir)
+        overrides = [*(o for o in no_logger if o != "logger=none"), "logger=csv", "stage=pretrain"]
         run(compose(config_name="train", overrides=overrides), overrides)
     yield outputs
     shutil.rmtree(outputs, ignore_errors=True)

@@ -79,9 +79,17 @@ def test_report_end_to_end(trained: Path, synthetic_root: Path, tmp_path: Path) 
         rows = list(csv.DictReader(f))
     n_images = sum(metrics["datasets"][k]["n_images"] for k in ("salicon", "gdi", "imp1k"))
     assert len(rows) == 2 * n_images  # the model and the centre-bias baseline
-    for key in ("salicon", "gdi", "imp1k"):
-        assert (tmp_path / f"examples_{key}.png").is_file()
     assert results["datasets"]["salicon"]["status"] == "evaluated"
+    page = (tmp_path / "report.html").read_text()
+    for section in ("tables", "examples", "failures", "classification", "distributions", "curves"):
+        assert f'<h2 id="{section}">' in page
+    figures = {p.stem for p in tmp_path.glob("*.png")}
+    assert {"examples_salicon_natural_images", "examples_gdi", "confusion", "distributions", "curves"} <= figures
+    assert {f"examples_imp1k_{c}" for c in ("advertisements", "webpages")} <= figures
+    for key in ("salicon", "gdi", "imp1k"):  # the lowest-CC images fail in importance alone or also in class
+        assert figures & {f"failures_{key}_importance", f"failures_{key}_both"}
+    for name in figures:
+        assert f'id="{name}"' in page  # every PNG is on the page
 
 
 def test_absent_datasets_are_reported_as_skipped(trained: Path, synthetic_root: Path, tmp_path: Path) -> None:
@@ -91,6 +99,7 @@ def test_absent_datasets_are_reported_as_skipped(trained: Path, synthetic_root: 
         f"datasets.gdi={tmp_path / 'nope'}",
         "datasets.imp1k=null",
         "examples=0",
+        "report.html=false",
         "logger.wandb=false",
     )
     results = evaluate(cfg, tmp_path)
@@ -101,7 +110,7 @@ def test_absent_datasets_are_reported_as_skipped(trained: Path, synthetic_root: 
 
 
 def test_letterbox_frame_scores_at_the_output_size(trained: Path, synthetic_root: Path, tmp_path: Path) -> None:
-    only_salicon = ("datasets.gdi=null", "datasets.imp1k=null", "examples=0", "logger.wandb=false")
+    only_salicon = ("datasets.gdi=null", "datasets.imp1k=null", "examples=0", "report.html=false", "logger.wandb=false")
     original = evaluate(_eval_cfg(synthetic_root, trained, *only_salicon), tmp_path / "o")
     boxed = evaluate(_eval_cfg(synthetic_root, trained, "frame=letterbox", *only_salicon), tmp_path / "l")
     assert boxed["settings"]["frame"] == "letterbox"

@@ -1,16 +1,18 @@
-"""The evaluation report: ``tables.md`` laid out like the paper's Tables 1–4, ``metrics.json``, ``per_image.csv``
-and a picture of the best and worst examples per dataset."""
+"""The evaluation's numbers: ``tables.md`` laid out like the paper's Tables 1–4, ``metrics.json`` and
+``per_image.csv`` (the figures and ``report.html`` are :mod:`umsi.evaluation.visual_report`)."""
 
 from __future__ import annotations
 
 import csv
 import io
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from umsi.data.layouts import NATURAL_IMAGES
 from umsi.utils.io import atomic_write, write_json
+from umsi.visualize import class_title
 
 CENTER_BIAS = "Center bias"
 # (table number, dataset key, title, columns) — columns are (header, metric key, ↑/↓)
@@ -20,21 +22,44 @@ TABLES = (
     (3, "imp1k", "Visual importance prediction on Imp1k val", ("r2", "rmse", "cc", "kl", "acc")),
 )
 HEADERS = {"r2": "R² ↑", "rmse": "RMSE ↓", "cc": "CC ↑", "kl": "KL ↓", "acc": "ACC ↑"}
-CLASS_TITLES = {"mobile_uis": "Mobile UIs", "natural_images": "Natural Images"}
+
+DATASET_TITLES = {"salicon": "SALICON val", "gdi": "GDI (all images)", "imp1k": "Imp1k val"}
 
 
-def class_title(name: str) -> str:
-    """Folder name → column title (``movie_posters`` → ``Movie Posters``)."""
-    return CLASS_TITLES.get(name, name.replace("_", " ").title())
+@dataclass
+class Table:
+    """One of Tables 1–4 as text cells: what ``tables.md`` and ``report.html`` both lay out."""
+
+    title: str
+    headers: list[str]
+    rows: list[list[str]] = field(default_factory=list)
+    n_images: int | None = None
+    root: str | None = None
+    skipped: str | None = None
 
 
 def _fmt(value: float | None) -> str:
     return "—" if value is None else f"{value:.3f}"
 
 
-def _row(name: str, summary: dict[str, Any], columns: Sequence[str], convention: str) -> str:
+def _cells(name: str, summary: dict[str, Any], columns: Sequence[str], convention: str) -> list[str]:
     values = [summary.get("acc") if c == "acc" else summary.get(convention, {}).get(c) for c in columns]
-    return "| " + " | ".join([name, *(_fmt(v) for v in values)]) + " |"
+    return [name, *(_fmt(v) for v in values)]
+
+
+def paper_tables(results: dict[str, Any], convention: str = "umsi") -> list[Table]:
+    """Tables 1–4 for every model and the centre-bias baseline; absent datasets are marked skipped."""
+    tables = []
+    for number, key, title, columns in TABLES:
+        dataset = results["datasets"][key]
+        table = Table(f"Table {number}: {title}", ["Methods", *(HEADERS[c] for c in columns)])
+        if dataset["status"] != "evaluated":
+            table.skipped = dataset["reason"]
+        else:
+            table.n_images, table.root = dataset["n_images"], dataset["root"]
+            table.rows = [_cells(name, s, columns, convention) for name, s in dataset["models"].items()]
+        tables.append(table)
+    return [*tables, _per_class_table(results)]
 
 
 def tables_markdown(results: dict[str, Any], convention: str = "umsi") -> str:
@@ -48,27 +73,23 @@ def tables_markdown(results: dict[str, Any], convention: str = "umsi") -> str:
         + ". ACC = class accuracy of the model's classifier.",
         "",
     ]
-    for number, key, title, columns in TABLES:
-        dataset = results["datasets"][key]
-        lines.append(f"## Table {number}: {title}")
-        lines.append("")
-        if dataset["status"] != "evaluated":
-            lines += [f"Skipped: {dataset['reason']}", ""]
+    for table in paper_tables(results, convention):
+        lines += [f"## {table.title}", ""]
+        if table.skipped:
+            lines += [f"Skipped: {table.skipped}", ""]
             continue
-        lines.append(f"{dataset['n_images']} images, root `{dataset['root']}`.")
+        if table.n_images is not None:
+            lines += [f"{table.n_images} images, root `{table.root}`.", ""]
+        lines.append("| " + " | ".join(table.headers) + " |")
+        lines.append("|" + " --- |" * len(table.headers))
+        lines += ["| " + " | ".join(row) + " |" for row in table.rows]
         lines.append("")
-        lines.append("| Methods | " + " | ".join(HEADERS[c] for c in columns) + " |")
-        lines.append("|" + " --- |" * (len(columns) + 1))
-        for name, summary in dataset["models"].items():
-            lines.append(_row(name, summary, columns, convention))
-        lines.append("")
-    lines += _per_class_table(results)
     return "\n".join(lines) + "\n"
 
 
-def _per_class_table(results: dict[str, Any]) -> list[str]:
+def _per_class_table(results: dict[str, Any]) -> Table:
     """Table 4: per-class accuracy, design classes from Imp1k val and natural images from SALICON val."""
-    lines = ["## Table 4: Classification accuracy per class (Imp1k val and SALICON val)", ""]
+    table = Table("Table 4: Classification accuracy per class (Imp1k val and SALICON val)", ["Methods"])
     per_model: dict[str, dict[str, float]] = {}
     classes: list[str] = []
     for key in ("imp1k", "salicon"):
@@ -83,13 +104,12 @@ def _per_class_table(results: dict[str, Any]) -> list[str]:
                 if cls not in classes:
                     classes.append(cls)
     if not per_model:
-        return [*lines, "Skipped: neither Imp1k nor SALICON was evaluated with a classifier.", ""]
+        table.skipped = "neither Imp1k nor SALICON was evaluated with a classifier."
+        return table
     classes.sort(key=lambda c: (c == NATURAL_IMAGES, c))
-    lines.append("| Methods | " + " | ".join(class_title(c) for c in classes) + " |")
-    lines.append("|" + " --- |" * (len(classes) + 1))
-    for name, values in per_model.items():
-        lines.append("| " + " | ".join([name, *(_fmt(values.get(c)) for c in classes)]) + " |")
-    return [*lines, ""]
+    table.headers += [class_title(c) for c in classes]
+    table.rows = [[name, *(_fmt(values.get(c)) for c in classes)] for name, values in per_model.items()]
+    return table
 
 
 def write_report(out_dir: Path, results: dict[str, Any], records: list[dict[str, Any]]) -> dict[str, Path]:

@@ -4,6 +4,7 @@ write the report."""
 from __future__ import annotations
 
 import logging
+import time
 from collections import defaultdict
 from collections.abc import Sequence
 from pathlib import Path
@@ -14,13 +15,18 @@ from omegaconf import DictConfig
 
 from umsi.checkpoints.loading import LoadedModel, find_latest_checkpoint, load_model
 from umsi.data import layouts
-from umsi.data.readers import read_image_bgr, read_map
 from umsi.data.splits import SPLIT_FILE, read_split, recorded_images
-from umsi.data.transforms import SampleTransform, unletterbox
+from umsi.data.transforms import SampleTransform
 from umsi.evaluation.report import CENTER_BIAS, TABLES, tables_markdown, write_report
 from umsi.evaluation.scoring import OtherFixations, ScoringSettings, model_predictor, score
-from umsi.utils.io import write_image
-from umsi.visualize import stack_rows, triptych
+from umsi.evaluation.visual_report import (
+    Evaluated,
+    ReportFigureError,
+    ReportSettings,
+    WrittenReport,
+    write_visual_report,
+)
+from umsi.evaluation.visual_report import log_to_wandb as log_report_to_wandb
 
 log = logging.getLogger(__name__)
 DATASET_KEYS = tuple(key for _, key, _, _ in TABLES)
@@ -146,24 +152,6 @@ def summarize(records: Sequence[dict[str, Any]], class_names: Sequence[str]) -> 
     return summary
 
 
-def examples_picture(
-    loaded: LoadedModel, items: Sequence[layouts.SaliencyItem], records: Sequence[dict[str, Any]], k: int
-) -> np.ndarray:
-    """Rows [image | ground truth | prediction] of the k best then the k worst images by CC (umsi)."""
-    order = sorted(range(len(records)), key=lambda i: records[i]["umsi/cc"], reverse=True)
-    chosen = order[:k] + [i for i in order[-k:] if i not in order[:k]]
-    transform = SampleTransform(loaded.input_size, loaded.output_scale, loaded.preprocessing)
-    predict = model_predictor(loaded)
-    rows = []
-    for i in chosen:
-        image, saliency = read_image_bgr(items[i].image), read_map(items[i].saliency)
-        sample = transform(image, saliency, np.zeros((0, 2), np.float32))
-        maps, _ = predict(sample["image"][None].to(next(loaded.model.parameters()).device))
-        pred = unletterbox(maps[0, 0].cpu().numpy(), saliency.shape)
-        rows.append(triptych(image[..., ::-1], saliency, pred, height=160))
-    return stack_rows(rows)
-
-
 def evaluate(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
     """Run the whole evaluation described by ``cfg`` (conf/eval.yaml); writes the report into ``out_dir``."""
     settings = ScoringSettings(
@@ -177,6 +165,7 @@ def evaluate(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
         device=cfg.device,
         progress=cfg.progress,
     )
+    report_settings = ReportSettings.from_config(cfg) if cfg.report.html else None  # config errors before work
     models = _load_models(cfg)
     results: dict[str, Any] = {
         "settings": {"frame": cfg.frame, "blur_sigma": cfg.blur_sigma, "conventions": ["umsi", "mit"]},
@@ -184,6 +173,7 @@ def evaluate(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
         "datasets": {},
     }
     records: list[dict[str, Any]] = []
+    shown = {m.name: Evaluated(m, {}, {}) for m in models}  # what the figures of report.html draw
     for key in DATASET_KEYS:
         root = Path(cfg.datasets[key]) if cfg.datasets.get(key) else None
         if root is None or not root.is_dir():
@@ -203,9 +193,7 @@ def evaluate(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
             model_records = score(items, transform, predict, settings, others, f"{key}: {loaded.name}")
             entry["models"][loaded.name] = summarize(model_records, loaded.class_names)
             records += [{"dataset": key, "model": loaded.name, **r} for r in model_records]
-            if loaded is models[0] and cfg.examples > 0:
-                picture = examples_picture(loaded, items, model_records, cfg.examples)
-                write_image(out_dir / f"examples_{key}.png", picture)
+            shown[loaded.name].items[key], shown[loaded.name].records[key] = items, model_records
         base_records = score(items, transform, None, settings, others, f"{key}: centre bias")
         entry["models"][CENTER_BIAS] = summarize(base_records, models[0].class_names)
         if entry["models"][CENTER_BIAS].get("n_without_fixations"):
@@ -219,10 +207,32 @@ def evaluate(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
         entry["n_images"] = len(items)
         results["datasets"][key] = entry
     paths = write_report(out_dir, results, records)
-    log.info("report written to %s", paths["tables"].parent)
+    log.info("tables written to %s", paths["tables"].parent)
+    written = _write_visual_report(cfg, out_dir, results, list(shown.values()), report_settings)
     if cfg.logger.wandb:
-        _log_to_wandb(cfg, out_dir, results)
+        _log_to_wandb(cfg, out_dir, results, written, list(shown.values()), report_settings)
     return results
+
+
+def _write_visual_report(
+    cfg: DictConfig,
+    out_dir: Path,
+    results: dict[str, Any],
+    evaluated: list[Evaluated],
+    settings: ReportSettings | None,
+) -> WrittenReport | None:
+    """report.html and its PNG figures (report.html=false: none). tables.md, metrics.json and per_image.csv are
+    already written, so a failing figure loses no score."""
+    if settings is None:
+        return None
+    start = time.perf_counter()
+    try:
+        written = write_visual_report(out_dir, results, evaluated, settings, cfg.blur_sigma)
+    except ReportFigureError:
+        log.error("report.html was not written; tables.md, metrics.json and per_image.csv are in %s", out_dir)
+        raise
+    log.info("report: %s (%d figures, %.1f s)", written.html, len(written.figures), time.perf_counter() - start)
+    return written
 
 
 def _load_models(cfg: DictConfig) -> list[LoadedModel]:
@@ -239,8 +249,16 @@ def _load_models(cfg: DictConfig) -> list[LoadedModel]:
     return models
 
 
-def _log_to_wandb(cfg: DictConfig, out_dir: Path, results: dict[str, Any]) -> None:
-    """The same tables as W&B Tables, plus the example pictures (online with an API key, offline otherwise)."""
+def _log_to_wandb(
+    cfg: DictConfig,
+    out_dir: Path,
+    results: dict[str, Any],
+    written: WrittenReport | None,
+    evaluated: list[Evaluated],
+    settings: ReportSettings | None,
+) -> None:
+    """The same tables as W&B Tables, plus the report's figures and per-image scores (online with an API key,
+    offline otherwise)."""
     import wandb
 
     from umsi.utils.loggers import wandb_mode
@@ -261,8 +279,7 @@ def _log_to_wandb(cfg: DictConfig, out_dir: Path, results: dict[str, Any]) -> No
             for name, s in dataset["models"].items()
         ]
         run.log({f"table{number}_{key}": wandb.Table(columns=["model", *columns], data=data)})
-        picture = out_dir / f"examples_{key}.png"
-        if picture.is_file():
-            run.log({f"examples_{key}": wandb.Image(str(picture))})
+    if written is not None and settings is not None:
+        log_report_to_wandb(run, written, evaluated, settings)
     run.log({"tables_md": wandb.Html(f"<pre>{tables_markdown(results)}</pre>")})
     run.finish()

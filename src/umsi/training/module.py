@@ -72,7 +72,7 @@ class UMSILitModule(pl.LightningModule):
         metrics["acc"].update(out.logits.detach(), batch["label"])
         for name, metric in metrics.items():
             self.log(f"{prefix}/{name}", metric, on_step=False, on_epoch=True, prog_bar=name == "cc")
-        return {"saliency": saliency}
+        return {"saliency": saliency, "logits": out.logits.detach()}
 
     def validation_step(self, batch: dict[str, Any], batch_idx: int) -> dict[str, torch.Tensor]:
         return self._evaluation_step(batch, "val", self.val_metrics)
