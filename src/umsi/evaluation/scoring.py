@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from types import ModuleType
 from typing import Any
 
 import numpy as np
@@ -108,23 +109,26 @@ def image_metrics(
     nonfixations: torch.Tensor | None,
     baseline: torch.Tensor,
     settings: ScoringSettings,
+    functions: ModuleType = M,
 ) -> dict[str, float]:
-    """All metrics of one (H, W) prediction under both conventions, keyed ``<convention>/<metric>``."""
+    """All metrics of one (H, W) prediction under both conventions, keyed ``<convention>/<metric>``. ``functions``:
+    the module whose metric functions are called (``umsi.metrics.reference`` times the previous implementation in
+    ``make bench``)."""
     p, g, b = pred[None], target[None], baseline[None]
     out: dict[str, float] = {}
     for conv in CONVENTIONS:
         for name in MAP_METRICS:
-            out[f"{conv}/{name}"] = getattr(M, name)(p, g, convention=conv).item()
+            out[f"{conv}/{name}"] = getattr(functions, name)(p, g, convention=conv).item()
         if fixations is None or fixations.sum() == 0:
             continue
         f = fixations[None]
-        out[f"{conv}/nss"] = M.nss(p, f, convention=conv).item()
-        out[f"{conv}/auc_judd"] = M.auc_judd(p, f, convention=conv).item()
+        out[f"{conv}/nss"] = functions.nss(p, f, convention=conv).item()
+        out[f"{conv}/auc_judd"] = functions.auc_judd(p, f, convention=conv).item()
         sampling = {"n_splits": settings.borji_splits, "step": settings.borji_step, "seed": settings.seed}
-        out[f"{conv}/auc_borji"] = M.auc_borji(p, f, convention=conv, **sampling).item()
+        out[f"{conv}/auc_borji"] = functions.auc_borji(p, f, convention=conv, **sampling).item()
         if nonfixations is not None and nonfixations.sum() > 0:
-            out[f"{conv}/sauc"] = M.sauc(p, f, nonfixations[None], convention=conv, **sampling).item()
-        out[f"{conv}/info_gain"] = M.info_gain(p, f, b, convention=conv).item()
+            out[f"{conv}/sauc"] = functions.sauc(p, f, nonfixations[None], convention=conv, **sampling).item()
+        out[f"{conv}/info_gain"] = functions.info_gain(p, f, b, convention=conv).item()
     return out
 
 
