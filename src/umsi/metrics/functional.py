@@ -317,6 +317,8 @@ _pool: ThreadPoolExecutor | None = None
 
 _PARALLEL_MIN_PIXELS = 1 << 17
 """A CPU batch with fewer pixels is scored on the calling thread (handing it to other threads costs more)."""
+_INLINE_PIXELS = 1 << 15
+"""torch runs operations on fewer elements on the calling thread anyway (its grain size): no thread settings."""
 
 
 @contextlib.contextmanager
@@ -381,7 +383,7 @@ def _per_image_threads(fn: _F) -> _F:
 
     @functools.wraps(fn)
     def wrapper(pred: torch.Tensor, *args: Any, **kwargs: Any) -> torch.Tensor:
-        if pred.device.type != "cpu":
+        if pred.device.type != "cpu" or pred.numel() <= _INLINE_PIXELS:
             return fn(pred, *args, **kwargs)
         with _one_cpu_thread() as threads:
             maps = _batch_maps(pred)
@@ -414,9 +416,14 @@ def _check(convention: str) -> str:
 
 def _rows(x: torch.Tensor) -> torch.Tensor:
     """Maps (B, H, W) or (B, 1, H, W) → (B, N) in float32 or float64, without a copy where the dtype allows."""
-    x = _batch_maps(x.detach())
+    x = _batch_maps(x.detach() if x.requires_grad else x)
     x = x.reshape(x.shape[0], -1)
     return x if x.dtype in (torch.float32, torch.float64) else x.to(torch.float64)
+
+
+def _on(x: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """``x`` on ``device`` (no call when it is there already: these small calls add up on tiny maps)."""
+    return x if x.device == device else x.to(device)
 
 
 def _pair(pred: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -424,7 +431,7 @@ def _pair(pred: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, torch
     p, g = _batch_maps(pred), _batch_maps(target)
     if g.shape != p.shape:
         raise ValueError(f"target {tuple(g.shape)} and prediction {tuple(p.shape)} differ in shape")
-    return _rows(p), _rows(g).to(p.device)
+    return _rows(p), _on(_rows(g), p.device)
 
 
 def _layout(batch: int, numel: int, device: torch.device) -> tuple[int, int]:
@@ -452,7 +459,7 @@ def _sums(
     split, per_block = _layout(batch, numel, device)
     pieces, width = batch * split, numel // split
     views = [m.reshape(pieces, width) for m in maps]
-    columns = [c.to(device).repeat_interleave(split, dim=0).reshape(pieces, -1, 1) for c in constants]
+    columns = [(c if split == 1 else c.repeat_interleave(split, dim=0)).reshape(pieces, -1, 1) for c in constants]
     work = torch.empty((min(per_block, pieces), len(maps), width), dtype=torch.float64, device=device)
     parts = []
     for start in range(0, pieces, per_block):
@@ -461,6 +468,8 @@ def _sums(
         for j, view in enumerate(views):
             block[:, j].copy_(view[start:stop])
         parts.append(fn(block, *(c[start:stop] for c in columns)))
+    if split == 1 and len(parts) == 1:  # a small batch: one block of whole images
+        return parts[0]
     return tuple(torch.cat(part).view(batch, split, *part[0].shape[1:]).sum(dim=1) for part in zip(*parts, strict=True))
 
 
@@ -546,7 +555,10 @@ def _masses(maps: Sequence[torch.Tensor], shifts: torch.Tensor) -> torch.Tensor:
     """Σ(x − shift) per image of each of M aligned (B, N) maps, shifts (M, B) → (M, B) float64. Taken as Σx − N·shift
     where that keeps ~14 digits (always for shift 0), else summed again after the shift."""
     numel = maps[0].shape[1]
-    mass = torch.stack([_row_sums(m) for m in maps]).to(shifts.device) - numel * shifts
+    mass = _on(torch.stack([_row_sums(m) for m in maps]), shifts.device)
+    if not bool((shifts != 0).any()):
+        return mass
+    mass -= numel * shifts
     risky = (_WELL_CONDITIONED * numel * shifts.abs() > mass.abs()).any(dim=0).nonzero().squeeze(1)
     if risky.numel():
 
@@ -593,7 +605,7 @@ class _Fixated:
     def __init__(self, fixations: Fixations, shape: tuple[int, int, int], device: torch.device, binary: bool) -> None:
         batch, height, width = shape
         if isinstance(fixations, torch.Tensor):
-            fmap = _batch_maps(fixations.detach()).to(device)
+            fmap = _on(_batch_maps(fixations.detach() if fixations.requires_grad else fixations), device)
             if fmap.shape[-2:] != (height, width):
                 raise ValueError(
                     f"fixation map size {tuple(fmap.shape[-2:])} differs from the map size {(height, width)}"
@@ -603,17 +615,20 @@ class _Fixated:
         if fmap.shape[0] != batch:
             raise ValueError(f"{fmap.shape[0]} fixation sets for a batch of {batch} predictions")
         self.batch, numel = batch, height * width
-        # short runs of pixels that hold a fixation (one cheap max over the map), then the pixels within those runs
-        run = math.gcd(numel, 256)  # runs of 64–256 pixels reduce fast and leave few candidates; else image rows
-        run = run if run >= 64 else width
-        runs = fmap.reshape(-1, run)
-        hit = (runs.amax(dim=1) > 0).nonzero().squeeze(1)
-        sub = runs.index_select(0, hit)
-        r, c = (sub > 0).nonzero(as_tuple=True)
-        flat = hit[r] * run + c
+        if fmap.numel() <= _INLINE_PIXELS:  # small: one pass over the map
+            flat = (fmap.reshape(-1) > 0).nonzero().squeeze(1)
+            weight = fmap.reshape(-1)[flat]
+        else:  # short runs of pixels that hold a fixation (one fast max over the map), then the pixels in those runs
+            run = math.gcd(numel, 256)  # runs of 64–256 pixels reduce fast and leave few candidates; else image rows
+            run = run if run >= 64 else width
+            runs = fmap.reshape(-1, run)
+            hit = (runs.amax(dim=1) > 0).nonzero().squeeze(1)
+            sub = runs.index_select(0, hit)
+            r, c = (sub > 0).nonzero(as_tuple=True)
+            flat, weight = hit[r] * run + c, sub[r, c]
         self.image = torch.div(flat, numel, rounding_mode="floor")
         self.pixel = flat - self.image * numel
-        self.weight = torch.ones(len(r), dtype=torch.float64, device=device) if binary else sub[r, c].double()
+        self.weight = torch.ones(len(flat), dtype=torch.float64, device=device) if binary else weight.double()
 
     def counts(self) -> list[int]:
         """Number of fixated pixels per image."""
@@ -820,7 +835,7 @@ def info_gain(
     mit = _check(convention) == "mit"
     maps = _batch_maps(pred)
     p = _rows(maps)
-    base = baseline.to(p.device)
+    base = _on(baseline, p.device)
     shared = base.dim() == 2
     b = _rows(base[None] if shared else _batch_maps(base).expand(maps.shape))
     fixated = _Fixated(fixations, maps.shape, p.device, binary=mit)
