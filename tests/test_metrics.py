@@ -523,6 +523,34 @@ def test_constant_prediction_scores_zero_nss_and_cc_for_every_dtype(dtype: torch
             assert nss[-1].item() == pytest.approx(R.nss(preds[-1:], fix[-1:], convention=convention).item(), rel=1e-9)
 
 
+def test_convention_free_metrics_give_one_value_under_both_conventions() -> None:
+    # umsi-eval computes the metrics in M.CONVENTION_FREE once and reports the value under both conventions.
+    gen = torch.Generator().manual_seed(5)
+    pred, target = torch.rand(3, 24, 32, generator=gen), torch.rand(3, 24, 32, generator=gen) * 255
+    fix = (torch.rand(3, 24, 32, generator=gen) > 0.97).float() * torch.randint(1, 3, (3, 24, 32), generator=gen)
+    others = (torch.rand(3, 24, 32, generator=gen) > 0.9).float()
+    extra = {"sauc": (others,)}
+    for name in sorted(M.CONVENTION_FREE):
+        second = target if name in ("cc", "sim", "r2", "rmse") else fix
+        values = [getattr(M, name)(pred, second, *extra.get(name, ()), convention=c) for c in CONVENTIONS]
+        assert torch.equal(values[0], values[1]), name
+    assert "kl" not in M.CONVENTION_FREE and "nss" not in M.CONVENTION_FREE and "info_gain" not in M.CONVENTION_FREE
+
+
+def test_eval_scoring_equals_the_previous_scoring() -> None:
+    from umsi.evaluation.scoring import ScoringSettings, image_metrics
+
+    gen = torch.Generator().manual_seed(6)
+    pred, target = torch.rand(48, 64, generator=gen), torch.rand(48, 64, generator=gen)
+    fix = (torch.rand(48, 64, generator=gen) > 0.98).double()
+    others = (torch.rand(48, 64, generator=gen) > 0.9).double()
+    args = (pred, target, fix, others, M.center_bias_map(48, 64), ScoringSettings(progress=False))
+    fast, before = image_metrics(*args), image_metrics(*args, functions=R)
+    assert fast.keys() == before.keys() and len(fast) == 20
+    for key, value in before.items():
+        assert fast[key] == pytest.approx(value, rel=1e-6, abs=1e-12), key
+
+
 # Property tests: derandomized and without an example database (reproducible, nothing written to the checkout).
 maps = arrays(np.float64, st.tuples(st.just(4), st.integers(2, 5), st.integers(2, 5)), elements=st.integers(0, 255))
 """Two (2, h, w) maps of 8-bit values stacked: [:2] and [2:]."""
@@ -618,3 +646,15 @@ def test_class_accuracy_counts_overall_and_per_class() -> None:
     empty = ClassAccuracy(2)
     empty.update(torch.zeros(1, 2), torch.tensor([-1]))
     assert empty.compute().item() == 0.0 and empty.per_class().tolist() == [0.0, 0.0]
+
+
+def test_sauc_draws_the_negatives_a_full_sort_draws() -> None:
+    # sauc takes the first min(Nfix, M) positions of a random order by partial selection; the set must be the one
+    # argsort gives, also where keys tie at the boundary (coarse keys force ties).
+    from umsi.metrics.functional import _first_in_random_order
+
+    gen = torch.Generator().manual_seed(7)
+    for keys in (torch.rand(50, 3000, generator=gen), torch.randint(0, 40, (50, 3000), generator=gen).float()):
+        for take in (1, 30, 3000):
+            expected = keys.argsort(dim=1)[:, :take].sort(dim=1).values
+            assert torch.equal(_first_in_random_order(keys, take).sort(dim=1).values, expected)

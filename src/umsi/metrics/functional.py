@@ -62,6 +62,9 @@ EPS = 1e-7
 MATLAB_EPS = 2.2204e-16
 """MATLAB ``eps`` as written in the MIT benchmark code and pysaliency's ``MIT_KLDiv``."""
 CONVENTIONS = ("umsi", "mit")
+CONVENTION_FREE = frozenset({"cc", "sim", "r2", "rmse", "auc_judd", "auc_borji", "sauc"})
+"""Metrics whose value is the same under both conventions (each docstring says why): a caller that wants both needs
+one call."""
 
 Fixations = torch.Tensor | Sequence[torch.Tensor | np.ndarray]
 
@@ -996,14 +999,27 @@ def sauc(
             continue
         generator.manual_seed(seed)
         take = min(pixels.numel(), locations.numel())
-        order = torch.rand(n_splits, locations.numel(), generator=generator).argsort(dim=1)[:, :take]
+        order = _first_in_random_order(torch.rand(n_splits, locations.numel(), generator=generator), take)
         out[i] = _sampled_auc(scaled(i, pixels), scaled(i, locations[order.to(p.device)]), step)
     return out
+
+
+def _first_in_random_order(keys: torch.Tensor, take: int) -> torch.Tensor:
+    """The positions ``keys.argsort(dim=1)[:, :take]`` selects in each row of (S, M) random keys, as a set (any order):
+    one partial selection (``topk``) instead of a full sort; a row where another key ties the largest one taken
+    depends on how the sort orders ties and is sorted in full, so the set is always the sort's."""
+    values, positions = keys.topk(take, dim=1, largest=False, sorted=False)
+    boundary = values.max(dim=1, keepdim=True).values
+    tied = ((keys <= boundary).sum(dim=1) != take).nonzero().squeeze(1)
+    if tied.numel():
+        positions[tied] = keys[tied].argsort(dim=1)[:, :take]
+    return positions
 
 
 __all__ = [
     "CONSTANT_RTOL",
     "CONVENTIONS",
+    "CONVENTION_FREE",
     "EPS",
     "MATLAB_EPS",
     "accuracy",
