@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from umsi.bench.data_pipeline import bench_data_pipeline, letterbox_from, reduction_factor
-from umsi.bench.metrics import METRICS, bench_metrics
+from umsi.bench.metrics import METRICS, bench_metrics, metrics_table
 
 
 def _positive(x: object) -> bool:
@@ -75,14 +75,21 @@ def test_data_pipeline_bench_rejects_a_folder_without_jpegs(tmp_path: Path) -> N
 
 
 def test_metrics_bench_on_tiny_maps() -> None:
-    result = bench_metrics(n_maps=4, size=(48, 64), device="cpu", n_fixations=20)
+    result = bench_metrics(n_maps=4, size=(48, 64), device="cpu", n_fixations=20, repeats=1, scoring_maps=2)
     json.dumps(result)
-    assert {"machine", "config", "metrics", "overall", "setup_s", "seconds"} <= result.keys()
+    assert {"machine", "config", "metrics", "overall", "scoring", "load_average", "setup_s", "seconds"} <= result.keys()
     assert set(result["metrics"]) == set(METRICS)
     for name, entry in result["metrics"].items():
-        assert _positive(entry["torch_s"]) and _positive(entry["pysaliency_s"]) and _positive(entry["speedup"]), name
+        for key in ("torch_s", "reference_s", "pysaliency_s", "speedup", "speedup_vs_reference"):
+            assert _positive(entry[key]), (name, key)
         assert entry["max_abs_diff"] < 1e-6, name  # same inputs, conventions that equal pysaliency
+        assert entry["max_rel_diff_vs_reference"] < 1e-6, name  # the fast path's contract
     overall = result["overall"]
-    assert _positive(overall["speedup"]) and overall["target_speedup"] == 10
-    assert result["speedup_overall"] == overall["speedup"]
+    assert _positive(overall["speedup"]) and overall["target_speedup"] == 3 and overall["min_metric_speedup"] == 1
+    assert overall["slowest_metric"] in METRICS and result["speedup_overall"] == overall["speedup"]
     assert isinstance(overall["meets_target"], bool)
+    scoring = result["scoring"]  # umsi-eval's per-image scoring, previous and fast functions
+    assert scoring["n_maps"] == 2 and scoring["values_per_map"] == 20 and scoring["max_rel_diff"] < 1e-6
+    assert _positive(scoring["fast_s"]) and _positive(scoring["reference_s"])
+    table = metrics_table(result)
+    assert all(name in table for name in METRICS) and "umsi-eval scoring (2 maps" in table and "load average" in table

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 import warnings
+from types import ModuleType
 
 import numpy as np
 import pytest
@@ -15,6 +16,7 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
 from umsi.metrics import functional as M
+from umsi.metrics import reference as R
 from umsi.metrics.collection import SALIENCY_METRICS, ClassAccuracy, MeanSaliencyMetric
 
 with warnings.catch_warnings():  # pysaliency imports pkg_resources (deprecated) at import time
@@ -315,6 +317,145 @@ def test_accuracy_and_per_class_accuracy_ignore_missing_labels() -> None:
         M.per_class_accuracy(logits, torch.tensor([0, 1, 3, 0, 0]), 3)
 
 
+# ------------------------------------------------------------------- the fast functions against the reference
+
+
+def _kinds(rng: np.random.Generator, b: int, h: int, w: int) -> dict[str, np.ndarray]:
+    """Maps that stress the fast path: smooth, noisy, far from 0, signed, 8-bit, a single spike, many ties."""
+    blobs = np.stack([np.pad(_blobs(rng), ((0, max(0, h - H)), (0, max(0, w - W))), mode="reflect") for _ in range(b)])
+    spike = np.zeros((b, h, w))
+    spike[:, 0, 0] = 1.0
+    return {
+        "random": rng.random((b, h, w)),
+        "blobs": blobs[:, :h, :w],
+        "offset": 1000 + 1e-3 * rng.random((b, h, w)),
+        "signed": rng.normal(size=(b, h, w)),
+        "eight_bit": rng.integers(0, 256, (b, h, w)).astype(np.float64),
+        "spike": spike,
+        "ties": rng.integers(0, 5, (b, h, w)) / 4,
+    }
+
+
+def _every_metric(
+    functions: ModuleType,
+    pred: torch.Tensor,
+    target: torch.Tensor,
+    fix: torch.Tensor,
+    counts: torch.Tensor,
+    others: torch.Tensor,
+    baseline: torch.Tensor,
+    convention: str,
+) -> dict[str, torch.Tensor]:
+    """Every metric of ``functions`` (the fast module or the reference) on one batch."""
+    return {
+        **{n: getattr(functions, n)(pred, target, convention=convention) for n in ("cc", "kl", "sim", "r2", "rmse")},
+        "nss": functions.nss(pred, fix, convention=convention),
+        "nss_counts": functions.nss(pred, counts, convention=convention),
+        "info_gain": functions.info_gain(pred, counts, baseline, convention=convention),
+        "auc_judd": functions.auc_judd(pred, fix, convention=convention),
+        "auc_borji": functions.auc_borji(pred, fix, convention=convention, n_splits=7),
+        "sauc": functions.sauc(pred, fix, others, convention=convention, n_splits=7),
+    }
+
+
+@pytest.mark.parametrize(
+    ("dtype", "size", "block"),
+    [
+        (torch.float32, (24, 32), None),
+        (torch.float64, (24, 32), None),
+        (torch.float16, (24, 32), None),
+        (torch.float32, (61, 47), 256),  # no even cut into pieces of 64–256 pixels: whole images
+        (torch.float32, (48, 64), 256),  # images cut into 12 pieces of 256 pixels, one piece per block
+        (torch.float64, (48, 64), 1024),  # 4 pieces per block
+    ],
+)
+def test_fast_metrics_equal_the_float64_reference_within_1e_6(
+    dtype: torch.dtype, size: tuple[int, int], block: int | None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The contract of the fast path (issue 17): no value moves by more than 1e-6 relative from the previous float64
+    # implementation (1e-12 absolute near 0). In practice the difference is ~1e-12; the largest, ~4e-8 on maps of
+    # 1000 ± 0.001 under "mit", is the reference's own rounding (test_nss_and_cc_keep_their_precision_far_from_zero).
+    # ``block`` shrinks the CPU working blocks so that small maps take the paths of large ones.
+    if block:
+        monkeypatch.setattr(M, "_BLOCK_ELEMENTS", block)
+    rng = np.random.default_rng(size[0])
+    b, (h, w) = 2, size
+    fix = torch.from_numpy(rng.random((b, h, w)) < 0.03).float()
+    fix[:, 0, 1] = 1
+    counts = fix * torch.from_numpy(rng.integers(1, 4, (b, h, w))).float()
+    others = M.other_image_fixations(fix)
+    baseline = M.center_bias_map(h, w)
+    targets = _kinds(np.random.default_rng(1), b, h, w)
+    for kind, pred in _kinds(rng, b, h, w).items():
+        pred_t = _t(pred).to(dtype)
+        target = _t(targets["blobs" if kind != "blobs" else "eight_bit"]).to(dtype)
+        for convention in CONVENTIONS:
+            fast = _every_metric(M, pred_t, target, fix, counts, others, baseline, convention)
+            before = _every_metric(R, pred_t, target, fix, counts, others, baseline, convention)
+            for name in fast:
+                np.testing.assert_allclose(
+                    fast[name].numpy(),
+                    before[name].numpy(),
+                    rtol=1e-6,
+                    atol=1e-12,
+                    err_msg=f"{name} {kind} {convention}",
+                )
+
+
+def test_fast_metrics_do_not_depend_on_the_batch_or_block_layout() -> None:
+    # A batch is scored in parts on several threads, images in blocks of pieces (65537 pixels is prime: no even cut,
+    # whole images; 300×400: pieces of a quarter image); every image's value is the one it has scored alone.
+    rng = np.random.default_rng(17)
+    threads = torch.get_num_threads()
+    for h, w in ((1, 65537), (300, 400)):
+        pred, target = _t(rng.random((3, h, w))).float(), _t(rng.random((3, h, w)))
+        fix = torch.from_numpy(rng.random((3, h, w)) < 0.01)
+        for convention in CONVENTIONS:
+            torch.set_num_threads(3)  # three parts of one image each, whatever this machine's default
+            try:
+                whole = _every_metric(M, pred, target, fix, fix, fix, M.center_bias_map(h, w), convention)
+            finally:
+                torch.set_num_threads(threads)
+            for i in range(3):
+                one = _every_metric(M, pred[i : i + 1], target[i : i + 1], fix[i : i + 1], fix[i : i + 1],
+                                    fix[i : i + 1], M.center_bias_map(h, w), convention)  # fmt: skip
+                for name, value in one.items():
+                    assert value.item() == pytest.approx(whole[name][i].item(), rel=1e-12, abs=1e-15), (name, h, w)
+
+
+def test_metrics_leave_torch_threads_as_they_were_even_when_they_raise() -> None:
+    threads = torch.get_num_threads()
+    pred = torch.rand(4, 200, 200)
+    assert M.nss(pred, pred > 0.99).shape == (4,) and torch.get_num_threads() == threads
+    with pytest.raises(ValueError, match="fixation sets"):
+        M.nss(pred, [np.array([[0, 0]])])
+    with pytest.raises(ValueError, match="differ in shape"):
+        M.cc(pred, torch.rand(4, 200, 100))
+    assert torch.get_num_threads() == threads
+
+
+@pytest.mark.parametrize("convention", CONVENTIONS)
+def test_nss_and_cc_keep_their_precision_far_from_zero(convention: str) -> None:
+    # 1000 ± 0.001: Σx² − (Σx)²/N would cancel, so these maps are summed again around their mean. Checked against an
+    # extended-precision transcription (np.longdouble) of the definitions.
+    rng = np.random.default_rng(5)
+    pred = (1000 + 1e-3 * rng.random((2, 60, 80))).astype(np.float32)
+    target = (1000 + 1e-3 * rng.random((2, 60, 80))).astype(np.float32)
+    fix = rng.random((2, 60, 80)) < 0.05
+    for i in range(2):
+        x, y = pred[i].astype(np.longdouble).ravel(), target[i].astype(np.longdouble).ravel()
+        x, y = x - x.mean(), y - y.mean()
+        std = np.sqrt((x * x).sum() / (x.size - (convention == "mit")))
+        nss = float((x[fix[i].ravel()] / std).mean())
+        cc = float((x * y).sum() / np.sqrt((x * x).sum() * (y * y).sum()))
+        assert M.nss(_t(pred[i : i + 1]), _t(fix[i : i + 1]), convention=convention).item() == pytest.approx(
+            nss, rel=1e-10
+        )
+        assert M.cc(_t(pred[i : i + 1]), _t(target[i : i + 1]), convention=convention).item() == pytest.approx(
+            cc, rel=1e-10
+        )
+
+
 # -------------------------------------------------------------------------------------------- degenerate inputs
 
 
@@ -355,6 +496,59 @@ def test_degenerate_inputs_give_the_documented_values(convention: str) -> None:
     assert M.r2(rand, const, convention=convention).eq(0).all()
     assert M.r2(zeros, zeros, convention=convention).eq(1).all()
     assert M.info_gain(const, fix, zeros, convention=convention).abs().max() < 1e-12
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16, torch.float32, torch.float64])
+def test_constant_prediction_scores_zero_nss_and_cc_for_every_dtype(dtype: torch.dtype) -> None:
+    # Issue 13 item 5: the mean of a constant float64 map carries a rounding residue, which divided by the ~0 standard
+    # deviation gave NSS ±1 under "mit" (and CC ≠ 0). Constant maps, and maps whose range is rounding-level relative
+    # to their scale, score NSS 0 and CC 0 for every dtype, value, size and convention; a real map next to them in
+    # the batch keeps its value.
+    rng = np.random.default_rng(13)
+    values = [0.0, 1.0, 255.0, -3.0, *rng.uniform(-300, 300, 6)]
+    for h, w in ((3, 3), (7, 9), (24, 32), (240, 320)):
+        gen = torch.Generator().manual_seed(h)
+        target = torch.rand(1, h, w, generator=gen, dtype=torch.float64)
+        real = torch.rand(1, h, w, generator=gen, dtype=torch.float64)
+        base = torch.tensor(values, dtype=torch.float64).view(-1, 1, 1).expand(-1, h, w)
+        wobble = base * 2.0**-50 * torch.randint(0, 4, (len(values), h, w), generator=gen)  # a few float64 ulps
+        preds = torch.cat([base, base + wobble, real]).to(dtype)
+        fix = torch.zeros(len(preds), h, w)
+        fix[:, 0, 1] = fix[:, h - 1, w // 2] = fix[:, h // 2, 0] = 1
+        for convention in CONVENTIONS:
+            nss = M.nss(preds, fix, convention=convention)
+            cc = M.cc(preds, target.expand_as(preds), convention=convention)
+            assert nss[:-1].eq(0).all() and cc[:-1].eq(0).all(), (h, w, convention, nss, cc)
+            assert nss[-1] != 0 and cc[-1] != 0
+            assert nss[-1].item() == pytest.approx(R.nss(preds[-1:], fix[-1:], convention=convention).item(), rel=1e-9)
+
+
+def test_convention_free_metrics_give_one_value_under_both_conventions() -> None:
+    # umsi-eval computes the metrics in M.CONVENTION_FREE once and reports the value under both conventions.
+    gen = torch.Generator().manual_seed(5)
+    pred, target = torch.rand(3, 24, 32, generator=gen), torch.rand(3, 24, 32, generator=gen) * 255
+    fix = (torch.rand(3, 24, 32, generator=gen) > 0.97).float() * torch.randint(1, 3, (3, 24, 32), generator=gen)
+    others = (torch.rand(3, 24, 32, generator=gen) > 0.9).float()
+    extra = {"sauc": (others,)}
+    for name in sorted(M.CONVENTION_FREE):
+        second = target if name in ("cc", "sim", "r2", "rmse") else fix
+        values = [getattr(M, name)(pred, second, *extra.get(name, ()), convention=c) for c in CONVENTIONS]
+        assert torch.equal(values[0], values[1]), name
+    assert "kl" not in M.CONVENTION_FREE and "nss" not in M.CONVENTION_FREE and "info_gain" not in M.CONVENTION_FREE
+
+
+def test_eval_scoring_equals_the_previous_scoring() -> None:
+    from umsi.evaluation.scoring import ScoringSettings, image_metrics
+
+    gen = torch.Generator().manual_seed(6)
+    pred, target = torch.rand(48, 64, generator=gen), torch.rand(48, 64, generator=gen)
+    fix = (torch.rand(48, 64, generator=gen) > 0.98).double()
+    others = (torch.rand(48, 64, generator=gen) > 0.9).double()
+    args = (pred, target, fix, others, M.center_bias_map(48, 64), ScoringSettings(progress=False))
+    fast, before = image_metrics(*args), image_metrics(*args, functions=R)
+    assert fast.keys() == before.keys() and len(fast) == 20
+    for key, value in before.items():
+        assert fast[key] == pytest.approx(value, rel=1e-6, abs=1e-12), key
 
 
 # Property tests: derandomized and without an example database (reproducible, nothing written to the checkout).
@@ -452,3 +646,15 @@ def test_class_accuracy_counts_overall_and_per_class() -> None:
     empty = ClassAccuracy(2)
     empty.update(torch.zeros(1, 2), torch.tensor([-1]))
     assert empty.compute().item() == 0.0 and empty.per_class().tolist() == [0.0, 0.0]
+
+
+def test_sauc_draws_the_negatives_a_full_sort_draws() -> None:
+    # sauc takes the first min(Nfix, M) positions of a random order by partial selection; the set must be the one
+    # argsort gives, also where keys tie at the boundary (coarse keys force ties).
+    from umsi.metrics.functional import _first_in_random_order
+
+    gen = torch.Generator().manual_seed(7)
+    for keys in (torch.rand(50, 3000, generator=gen), torch.randint(0, 40, (50, 3000), generator=gen).float()):
+        for take in (1, 30, 3000):
+            expected = keys.argsort(dim=1)[:, :take].sort(dim=1).values
+            assert torch.equal(_first_in_random_order(keys, take).sort(dim=1).values, expected)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from types import ModuleType
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -173,23 +174,35 @@ def image_metrics(
     nonfixations: torch.Tensor | None,
     baseline: torch.Tensor,
     settings: ScoringSettings,
+    functions: ModuleType = M,
 ) -> dict[str, float]:
-    """All metrics of one (H, W) prediction under both conventions, keyed ``<convention>/<metric>``."""
+    """All metrics of one (H, W) prediction under both conventions, keyed ``<convention>/<metric>``. ``functions``:
+    the module whose metric functions are called (``umsi.metrics.reference`` times the previous implementation in
+    ``make bench``); a metric the module lists in ``CONVENTION_FREE`` is computed once and reported under both."""
     p, g, b = pred[None], target[None], baseline[None]
+    same_for_both = getattr(functions, "CONVENTION_FREE", frozenset())
     out: dict[str, float] = {}
+
+    def put(conv: str, name: str, *args: torch.Tensor, **kwargs: Any) -> None:
+        first = f"{CONVENTIONS[0]}/{name}"
+        if name in same_for_both and first in out:
+            out[f"{conv}/{name}"] = out[first]
+        else:
+            out[f"{conv}/{name}"] = getattr(functions, name)(*args, convention=conv, **kwargs).item()
+
     for conv in CONVENTIONS:
         for name in MAP_METRICS:
-            out[f"{conv}/{name}"] = getattr(M, name)(p, g, convention=conv).item()
+            put(conv, name, p, g)
         if fixations is None or fixations.sum() == 0:
             continue
         f = fixations[None]
-        out[f"{conv}/nss"] = M.nss(p, f, convention=conv).item()
-        out[f"{conv}/auc_judd"] = M.auc_judd(p, f, convention=conv).item()
         sampling = {"n_splits": settings.borji_splits, "step": settings.borji_step, "seed": settings.seed}
-        out[f"{conv}/auc_borji"] = M.auc_borji(p, f, convention=conv, **sampling).item()
+        put(conv, "nss", p, f)
+        put(conv, "auc_judd", p, f)
+        put(conv, "auc_borji", p, f, **sampling)
         if nonfixations is not None and nonfixations.sum() > 0:
-            out[f"{conv}/sauc"] = M.sauc(p, f, nonfixations[None], convention=conv, **sampling).item()
-        out[f"{conv}/info_gain"] = M.info_gain(p, f, b, convention=conv).item()
+            put(conv, "sauc", p, f, nonfixations[None], **sampling)
+        put(conv, "info_gain", p, f, b)
     return out
 
 
