@@ -46,6 +46,8 @@ def _resize_axis_tf1(x: torch.Tensor, size: int, dim: int) -> torch.Tensor:
     n_in = int(x.shape[dim])  # a Python int, so tracing on CUDA does not mix in a CPU size tensor
     if n_in == size:
         return x
+    if size % n_in == 0:
+        return _upsample_axis_tf1(x, size // n_in, dim)
     source = torch.arange(size, device=x.device, dtype=torch.float64) * (n_in / size)
     top = source.floor().long()
     bottom = (top + 1).clamp(max=n_in - 1)
@@ -54,6 +56,21 @@ def _resize_axis_tf1(x: torch.Tensor, size: int, dim: int) -> torch.Tensor:
     frac = (source - top).to(x.dtype).view(shape)
     upper, lower = x.index_select(dim, top), x.index_select(dim, bottom)
     return upper + (lower - upper) * frac
+
+
+def _upsample_axis_tf1(x: torch.Tensor, factor: int, dim: int) -> torch.Tensor:
+    """The same resize for an integer factor k without any gather: out[k·i + j] = x[i] + (x[i+1] − x[i])·j/k,
+    x[n] = x[n−1]; the general path's formula (equal up to the rounding of one fused multiply-add), in a few
+    broadcast passes instead of ``index_select``, which is slow along the last axis and made several
+    output-size temporaries (the decoder's ×2/×4 upsamplings)."""
+    dim = dim % x.dim()
+    n = int(x.shape[dim])
+    following = torch.cat([x.narrow(dim, 1, n - 1), x.narrow(dim, n - 1, 1)], dim)
+    shape = [1] * (x.dim() + 1)
+    shape[dim + 1] = factor
+    frac = (torch.arange(factor, device=x.device, dtype=torch.float64) / factor).to(x.dtype).view(shape)
+    out = torch.addcmul(x.unsqueeze(dim + 1), (following - x).unsqueeze(dim + 1), frac)
+    return out.flatten(dim, dim + 1)
 
 
 def resize_bilinear(x: torch.Tensor, size: tuple[int, int], mode: str = "half_pixel") -> torch.Tensor:
