@@ -1,13 +1,17 @@
-"""The CPU speed-ups of the forward pass change no output beyond float rounding: the gather-free TF1 upsampling and
-the decoder head before the last resize."""
+"""The CPU speed-ups of the forward pass change no output beyond float rounding: the gather-free TF1 upsampling, the
+decoder head before the last resize, BatchNorm folding and the predictor's image-by-image CPU chunks."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 import torch
+from torch import nn
 
 import keras_reference as ref
+from umsi.inference.fold import fold_batchnorm
+from umsi.inference.predictor import Predictor
+from umsi.models import UMSI
 from umsi.models.heads import Decoder
 from umsi.models.tf_ops import resize_bilinear
 
@@ -54,3 +58,57 @@ def test_decoder_head_before_the_last_resize_gives_the_same_map(upsampling: str,
     assert got.shape == (2, 1, *out_size)
     assert float(expected.std()) > 0.01 * float(expected.max())  # a map, not a constant
     torch.testing.assert_close(got, expected, rtol=0, atol=1e-6 * float(expected.abs().max()))
+
+
+def _with_statistics(model: nn.Module) -> nn.Module:
+    """Non-trivial BatchNorm statistics and affine parameters, so that folding has something to fold."""
+    generator = torch.Generator().manual_seed(3)
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, nn.BatchNorm2d):
+                n = m.num_features
+                m.running_mean.copy_(torch.randn(n, generator=generator) * 0.1)
+                m.running_var.copy_(torch.rand(n, generator=generator) + 0.5)
+                m.weight.copy_(torch.rand(n, generator=generator) + 0.5)
+                m.bias.copy_(torch.randn(n, generator=generator) * 0.1)
+    return model.eval()
+
+
+@pytest.mark.parametrize("official", [True, False])
+def test_folded_batchnorm_gives_the_same_outputs(official: bool) -> None:
+    torch.manual_seed(0)
+    model = _with_statistics(UMSI.official() if official else UMSI())
+    x = torch.randn(2, 3, 48, 64) * 50
+    with torch.no_grad():
+        expected = model(x)
+        folded_model = model  # in place
+        n = fold_batchnorm(folded_model)
+        got = folded_model(x)
+    assert n == 49  # 40 in the encoder (timm Xception) and 9 in the head: all of them
+    assert not any(isinstance(m, nn.BatchNorm2d) for m in folded_model.modules())
+    scale = float(expected.saliency.max() - expected.saliency.min())
+    assert scale > 0
+    torch.testing.assert_close(got.saliency, expected.saliency, rtol=0, atol=1e-5 * scale)
+    torch.testing.assert_close(got.logits, expected.logits, rtol=0, atol=1e-5 * float(expected.logits.abs().max()))
+
+
+def test_fold_skips_batchnorm_that_does_not_follow_a_convolution() -> None:
+    model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU(), nn.BatchNorm2d(4))
+    assert fold_batchnorm(model) == 0 and isinstance(model[2], nn.BatchNorm2d)
+
+
+def test_cpu_chunks_change_no_value() -> None:
+    torch.manual_seed(0)
+    model = UMSI(width=16, decoder_channels=((8,), (8,), (4,)), aspp_dilations=(2,)).eval()
+    batch = torch.randn(5, 3, 40, 56) * 50
+    whole = Predictor(model, [f"c{i}" for i in range(6)], (40, 56), chunk_size=5)
+    chunked = Predictor(model, [f"c{i}" for i in range(6)], (40, 56))
+    assert chunked.chunk_size == 1  # the CPU default
+    maps, probabilities = chunked.forward(batch)
+    expected_maps, expected_probabilities = whole.forward(batch)
+    assert maps.shape == (5, 80, 112) and probabilities.shape == (5, 6)
+    torch.testing.assert_close(maps, expected_maps, rtol=1e-5, atol=1e-6 * float(expected_maps.max()))
+    torch.testing.assert_close(probabilities, expected_probabilities, rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match="chunk_size=0"):
+        Predictor(model, ["a"], (40, 56), chunk_size=0)
+
