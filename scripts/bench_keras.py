@@ -15,10 +15,12 @@ Contenders, alternated call by call within each round (the order rotates every r
 * the PyTorch network alone: ``Predictor.forward`` on the preprocessed batch;
 * the Keras/TF network alone (``tf.function``) on the same batch, NHWC.
 
-Reported: seconds per image (median of every timed call), the Keras/PyTorch ratio (> 1: PyTorch faster) and the
-largest difference of the maps (relative to the Keras map's range) and of the class probabilities. Targets
-(performance issue): PyTorch at least as fast as Keras at batch 1 and 8 (goal 2×), and ``predict`` no slower per
-image at batch 8 than at batch 1. Written to ``<out>/keras.json`` and ``keras.md``.
+Reported: wall seconds per image (median of every timed call; the best too), CPU seconds of the process per image
+(what each side used; on a loaded machine the wall time also depends on how its threads wait for each other), the
+Keras/PyTorch ratio of the wall times (> 1: PyTorch faster) and the largest difference of the maps (relative to the
+Keras map's range) and of the class probabilities. Targets (performance issue): PyTorch at least as fast as Keras
+at batch 1 and 8 (goal 2×), and ``predict`` no slower per image at batch 8 than at batch 1. Written to
+``<out>/keras.json`` and ``keras.md``.
 """
 
 from __future__ import annotations
@@ -61,6 +63,7 @@ class KerasWorker:
         self.info = json.loads(line)
 
     def forward(self, batch, repeats: int):
+        """→ ([(wall s, CPU s) per call], maps (B, 2H, 2W), probabilities (B, K))."""
         np = self._np
         buffer = io.BytesIO()
         np.save(buffer, batch, allow_pickle=False)
@@ -70,7 +73,7 @@ class KerasWorker:
         self.process.stdin.flush()
         header = json.loads(self.process.stdout.readline())
         maps, probabilities = (np.load(io.BytesIO(self.process.stdout.read(n))) for n in header["nbytes"])
-        return header["seconds"], maps, probabilities
+        return list(zip(header["seconds"], header["cpu_seconds"], strict=True)), maps, probabilities
 
     def close(self) -> None:
         if self.process.poll() is None:
@@ -146,15 +149,16 @@ def _compare(predictor, worker: KerasWorker, images: list, args: argparse.Namesp
     nhwc = np.ascontiguousarray(batch.permute(0, 2, 3, 1).numpy())
     n = len(images)
 
-    def predict() -> float:
-        start = time.perf_counter()
-        predictor.predict(images, batch_size=n)
-        return time.perf_counter() - start
+    def timed(call) -> tuple[float, float]:
+        start, cpu_start = time.perf_counter(), time.process_time()
+        call()
+        return time.perf_counter() - start, time.process_time() - cpu_start
 
-    def forward() -> float:
-        start = time.perf_counter()
-        predictor.forward(batch)
-        return time.perf_counter() - start
+    def predict() -> tuple[float, float]:
+        return timed(lambda: predictor.predict(images, batch_size=n))
+
+    def forward() -> tuple[float, float]:
+        return timed(lambda: predictor.forward(batch))
 
     contenders = {
         "umsi.load(...).predict": lambda: [predict() for _ in range(args.repeats)],
@@ -165,18 +169,21 @@ def _compare(predictor, worker: KerasWorker, images: list, args: argparse.Namesp
     torch_maps, torch_probabilities = predictor.forward(batch)
     _, keras_maps, keras_probabilities = worker.forward(nhwc, 1)
     predict()
-    seconds: dict[str, list[float]] = {name: [] for name in contenders}
+    timings: dict[str, list[tuple[float, float]]] = {name: [] for name in contenders}
     names = list(contenders)
     for round_index in range(args.rounds):
         shift = round_index % len(names)
         for name in names[shift:] + names[:shift]:
-            seconds[name] += contenders[name]()
-    per_image = {name: statistics.median(values) / n for name, values in seconds.items()}
+            timings[name] += contenders[name]()
+    per_image = {name: statistics.median(wall for wall, _ in values) / n for name, values in timings.items()}
     keras_range = float(keras_maps.max() - keras_maps.min())
     return {
         "seconds_per_image": per_image,
-        "min_seconds_per_image": {name: min(values) / n for name, values in seconds.items()},
-        "calls": {name: len(values) for name, values in seconds.items()},
+        "min_seconds_per_image": {name: min(wall for wall, _ in values) / n for name, values in timings.items()},
+        "cpu_seconds_per_image": {
+            name: statistics.median(cpu for _, cpu in values) / n for name, values in timings.items()
+        },
+        "calls": {name: len(values) for name, values in timings.items()},
         "ratio_keras_over_predict": per_image["Keras/TF network"] / per_image["umsi.load(...).predict"],
         "ratio_keras_over_network": per_image["Keras/TF network"] / per_image["PyTorch network"],
         "map_max_abs_diff_over_range": float(np.abs(torch_maps.numpy() - keras_maps).max()) / max(keras_range, 1e-30),
@@ -222,14 +229,13 @@ def markdown(results: dict) -> str:
         f"{results['input_size'][0]}×{results['input_size'][1]}; weights: {m['weights']}. Load average "
         f"before {m['load_average'][0]:.2f}, after {m['load_average_after'][0]:.2f}.",
         "",
-        "| batch | contender | s per image (median) | best | calls |",
-        "| --- | --- | --- | --- | --- |",
+        "| batch | contender | s per image (median) | best | CPU s per image | calls |",
+        "| --- | --- | --- | --- | --- | --- |",
     ]
     for key, per in results["batches"].items():
         for name, value in per["seconds_per_image"].items():
-            lines.append(
-                f"| {key} | {name} | {value:.3f} | {per['min_seconds_per_image'][name]:.3f} | {per['calls'][name]} |"
-            )
+            best, cpu = per["min_seconds_per_image"][name], per["cpu_seconds_per_image"][name]
+            lines.append(f"| {key} | {name} | {value:.3f} | {best:.3f} | {cpu:.3f} | {per['calls'][name]} |")
     lines += ["", "| batch | Keras / predict | Keras / network | map diff / range | probability diff |"]
     lines += ["| --- | --- | --- | --- | --- |"]
     for key, per in results["batches"].items():

@@ -10,8 +10,8 @@ the class-conditioning vector is tiled to the ASPP grid of the input (the releas
 
 ``python keras_umsi.py --serve --h5 FILE --threads N`` answers requests on stdin/stdout: one JSON line, then for
 ``forward`` one ``.npy`` payload (NHWC float32 batch, preprocessed like ``Predictor.preprocess``) of the byte
-length the header gives; the reply is a JSON line with the per-call seconds and two ``.npy`` payloads (maps
-(B, 2H, 2W), class probabilities (B, K)).
+length the header gives; the reply is a JSON line with the wall and CPU (process) seconds of each call, then two
+``.npy`` payloads (maps (B, 2H, 2W), class probabilities (B, K)).
 """
 
 from __future__ import annotations
@@ -178,14 +178,15 @@ def serve(model: keras.Model) -> None:
             return
         batch = np.load(io.BytesIO(_read_exact(stdin, int(request["nbytes"]))), allow_pickle=False)
         x = tf.constant(batch)
-        seconds = []
+        seconds, cpu_seconds = [], []
         for _ in range(int(request.get("repeats", 1))):
-            start = time.perf_counter()
+            start, cpu_start = time.perf_counter(), time.process_time()
             saliency, probabilities = forward(x)
             maps, probs = saliency.numpy()[..., 0], probabilities.numpy()  # .numpy() waits for the result
             seconds.append(time.perf_counter() - start)
+            cpu_seconds.append(time.process_time() - cpu_start)
         payloads = [_npy_bytes(maps), _npy_bytes(probs)]
-        header = {"seconds": seconds, "nbytes": [len(p) for p in payloads]}
+        header = {"seconds": seconds, "cpu_seconds": cpu_seconds, "nbytes": [len(p) for p in payloads]}
         stdout.write((json.dumps(header) + "\n").encode())
         for payload in payloads:
             stdout.write(payload)

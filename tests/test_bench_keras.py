@@ -37,6 +37,7 @@ def _per(predict: float, network: float, keras: float) -> dict:
     return {
         "seconds_per_image": seconds,
         "min_seconds_per_image": seconds,
+        "cpu_seconds_per_image": seconds,
         "calls": dict.fromkeys(names, 2),
         "ratio_keras_over_predict": keras / predict,
         "ratio_keras_over_network": keras / network,
