@@ -10,6 +10,7 @@ import sys
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 import keras_reference as ref
@@ -17,7 +18,7 @@ from umsi.inference.fold import fold_batchnorm
 from umsi.inference.predictor import Predictor
 from umsi.models import UMSI
 from umsi.models.heads import Decoder
-from umsi.models.tf_ops import resize_bilinear
+from umsi.models.tf_ops import MaxPool2dFast, max_pool2d, resize_bilinear
 
 
 def _nchw(x: np.ndarray) -> torch.Tensor:
@@ -125,3 +126,30 @@ def test_import_umsi_limits_openmp_spinning_unless_set() -> None:
             env["GOMP_SPINCOUNT"] = given
         result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
         assert result.stdout.strip() == expected, result.stderr
+
+
+@pytest.mark.parametrize("kernel", [(3, 3), (2, 3)])
+@pytest.mark.parametrize("stride", [(1, 1), (2, 2), (3, 2)])
+@pytest.mark.parametrize("size", [(9, 12), (10, 7)])
+def test_cpu_max_pool_equals_torch(kernel: tuple[int, int], stride: tuple[int, int], size: tuple[int, int]) -> None:
+    x = torch.randn(2, 5, *size)
+    x[0, 0, 1, 1] = float("nan")  # propagated like F.max_pool2d does
+    with torch.no_grad():
+        got = max_pool2d(x, kernel, stride)
+    torch.testing.assert_close(got, F.max_pool2d(x, kernel, stride), rtol=0, atol=0, equal_nan=True)
+    pool = MaxPool2dFast(kernel, stride, padding=1)
+    with torch.no_grad():
+        torch.testing.assert_close(pool(x), nn.MaxPool2d(kernel, stride, padding=1)(x), equal_nan=True)
+
+
+def test_max_pool_with_autograd_is_torch_s() -> None:
+    x = torch.randn(1, 2, 6, 6, requires_grad=True)
+    out = MaxPool2dFast(3, 1, 1)(x)
+    out.sum().backward()  # F.max_pool2d's backward: the gradient goes to each window's argmax
+    assert x.grad is not None and out.grad_fn.name().startswith("MaxPool2DWithIndices")
+
+
+def test_default_encoder_uses_the_fast_pool() -> None:
+    pools = [m for m in UMSI().encoder.modules() if isinstance(m, nn.MaxPool2d)]
+    assert len(pools) == 4 and all(type(m) is MaxPool2dFast for m in pools)
+    assert [m.stride for m in pools] == [2, 2, 1, 1]  # the official stride change kept
