@@ -118,6 +118,12 @@ class Predictor:
         self.device = torch.device(device)
         self.precision = str(precision)
         self.chunk_size = chunk_size or (CPU_CHUNK_SIZE if self.device.type == "cpu" else None)
+        self.memory_format = torch.contiguous_format
+        if self.device.type == "cpu" and isinstance(network, torch.nn.Module):
+            # oneDNN convolutions run on NHWC without reordering each activation: 10-15 % less time per image on
+            # the CPU (docs/performance.md), the same maps to float rounding
+            self.memory_format = torch.channels_last
+            network.to(memory_format=torch.channels_last)
 
     def preprocess(self, image_bgr: np.ndarray) -> torch.Tensor:
         """(H, W, 3) uint8 BGR → (3, h, w) float32 network input (letterboxed)."""
@@ -138,7 +144,7 @@ class Predictor:
         maps, probabilities = [], []
         with torch.inference_mode(), self._autocast():
             for chunk in batch.split(step):
-                out = self.network(chunk.to(self.device))
+                out = self.network(chunk.to(self.device, memory_format=self.memory_format))
                 maps.append(out.saliency.float()[:, 0].cpu())
                 probabilities.append(out.logits.float().softmax(dim=1).cpu())
         return torch.cat(maps), torch.cat(probabilities)
