@@ -13,8 +13,11 @@ else
 TORCH_PAIR ?= torch==2.14.1 torchvision==0.29.1
 endif
 TEST_ARGS ?=
+# The TensorFlow/Keras reference of `make bench` lives in its own venv (scripts/make_tf_venv.sh).
+TF_VENV ?= .venv-tf
+KERAS_ARGS ?=
 
-.PHONY: install data train eval test test-all bench lint format clean
+.PHONY: install data train eval test test-all bench bench-keras tf-venv lint format clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -47,6 +50,16 @@ test-all: install
 # (GPU when present; a few minutes on a 2-core CPU).
 bench: install
 	WANDB_MODE=disabled $(VENV)/bin/umsi-bench $(ARGS)
+	$(PY) scripts/bench_keras.py --tf-python $(TF_VENV)/bin/python $(KERAS_ARGS)
+
+# CPU inference against the released network in Keras/TF, side by side (skips when $(TF_VENV) is missing):
+# outputs/bench/<date>/keras.{json,md}. KERAS_ARGS="--h5 path/to/released.h5" for the real weights.
+bench-keras: install
+	$(PY) scripts/bench_keras.py --tf-python $(TF_VENV)/bin/python $(KERAS_ARGS)
+
+# TensorFlow 2.21 CPU + h5py in $(TF_VENV) (git-ignored; ~1.6 GB), for bench-keras.
+tf-venv:
+	PYTHON=$(PYTHON) scripts/make_tf_venv.sh $(TF_VENV)
 
 lint: install
 	$(VENV)/bin/ruff check src tests

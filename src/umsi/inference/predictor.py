@@ -19,12 +19,17 @@ from PIL import Image
 
 from umsi.data.readers import read_image_bgr
 from umsi.data.transforms import letterbox, normalize_image, unletterbox
+from umsi.inference.fold import fold_batchnorm
 from umsi.metrics.functional import gaussian_blur
 from umsi.models.umsi import UMSIOutput
 
 ImageInput = Union[str, Path, Image.Image, np.ndarray]  # noqa: UP007 (a runtime alias)
 EXPORTED_SUFFIXES = (".onnx", ".ts", ".torchscript")
 PRECISIONS = {"32": None, "bf16": torch.bfloat16, "16": torch.float16}
+# Images per network call on the CPU. Layer by layer, a batch of 8 makes every activation 8× larger (the
+# 30×40×728 middle-flow maps 28 MB instead of 3.5 MB), so each op streams it from memory instead of cache and
+# the per-image cost grows with the batch (docs/performance.md); a batch therefore runs image by image there.
+CPU_CHUNK_SIZE = 1
 
 
 @dataclass
@@ -99,9 +104,12 @@ class Predictor:
         name: str = "umsi",
         device: str = "cpu",
         precision: str = "32",
+        chunk_size: int | None = None,
     ) -> None:
         if str(precision) not in PRECISIONS:
             raise ValueError(f"precision={precision!r}: choose one of {list(PRECISIONS)}")
+        if chunk_size is not None and chunk_size < 1:
+            raise ValueError(f"chunk_size={chunk_size}: give a positive number of images, or None")
         self.network = network
         self.class_names = list(class_names)
         self.input_size = (int(input_size[0]), int(input_size[1]))
@@ -109,6 +117,13 @@ class Predictor:
         self.name = name
         self.device = torch.device(device)
         self.precision = str(precision)
+        self.chunk_size = chunk_size or (CPU_CHUNK_SIZE if self.device.type == "cpu" else None)
+        self.memory_format = torch.contiguous_format
+        if self.device.type == "cpu" and isinstance(network, torch.nn.Module):
+            # oneDNN convolutions run on NHWC without reordering each activation: 10-15 % less time per image on
+            # the CPU (docs/performance.md), the same maps to float rounding
+            self.memory_format = torch.channels_last
+            network.to(memory_format=torch.channels_last)
 
     def preprocess(self, image_bgr: np.ndarray) -> torch.Tensor:
         """(H, W, 3) uint8 BGR → (3, h, w) float32 network input (letterboxed)."""
@@ -120,12 +135,19 @@ class Predictor:
             return contextlib.nullcontext()
         return torch.autocast(self.device.type, dtype=dtype)
 
-    @torch.no_grad()
     def forward(self, batch: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(B, 3, h, w) preprocessed → (maps (B, sh, sw) float32, probabilities (B, K)) on the CPU."""
-        with self._autocast():
-            out = self.network(batch.to(self.device))
-        return out.saliency.float()[:, 0].cpu(), out.logits.float().softmax(dim=1).cpu()
+        """(B, 3, h, w) preprocessed → (maps (B, sh, sw) float32, probabilities (B, K)) on the CPU.
+
+        The network sees ``chunk_size`` images per call (all B when None; 1 on the CPU by default, see
+        ``CPU_CHUNK_SIZE``). In eval mode every image is computed independently, so chunking changes no value."""
+        step = self.chunk_size or len(batch)
+        maps, probabilities = [], []
+        with torch.inference_mode(), self._autocast():
+            for chunk in batch.split(step):
+                out = self.network(chunk.to(self.device, memory_format=self.memory_format))
+                maps.append(out.saliency.float()[:, 0].cpu())
+                probabilities.append(out.logits.float().softmax(dim=1).cpu())
+        return torch.cat(maps), torch.cat(probabilities)
 
     def postprocess(
         self,
@@ -150,7 +172,8 @@ class Predictor:
         blur_sigma: float | None = None,
     ) -> Prediction | list[Prediction]:
         """Heatmaps and class probabilities for one image or a sequence of paths / PIL images / arrays.
-        ``batch_size`` None: 1 on the CPU (larger batches measured slower per image there), 16 on a GPU."""
+        ``batch_size`` None: 1 on the CPU (where the network runs ``chunk_size`` images at a time anyway), 16 on a
+        GPU."""
         single = isinstance(images, str | Path | Image.Image | np.ndarray)
         items = [images] if single else list(images)
         batch_size = batch_size or (1 if self.device.type == "cpu" else 16)
@@ -167,7 +190,9 @@ class Predictor:
 
 def load(path: str | Path, device: str = "cpu", precision: str = "32") -> Predictor:
     """A ready ``Predictor`` from a training checkpoint, converted official weights (``.ckpt`` or the ``.h5``)
-    or an exported model (``.onnx`` through onnxruntime, ``.ts`` TorchScript)."""
+    or an exported model (``.onnx`` through onnxruntime, ``.ts`` TorchScript). A PyTorch network is loaded in
+    eval mode with its BatchNorms folded into the convolutions (``umsi.inference.fold``): the same maps to float
+    rounding, one pass less per layer; it is for inference, not for training."""
     path = Path(path)
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
@@ -188,6 +213,7 @@ def load(path: str | Path, device: str = "cpu", precision: str = "32") -> Predic
     from umsi.checkpoints.loading import load_model
 
     loaded = load_model(path, device=device)
+    fold_batchnorm(loaded.model)  # the predictor's own copy, for inference only
     return Predictor(
         loaded.model, loaded.class_names, loaded.input_size, loaded.preprocessing, loaded.name, device, precision
     )

@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from umsi.errors import UserError
-from umsi.models.tf_ops import MaxPool2dTFSame
+from umsi.models.tf_ops import MaxPool2dFast, MaxPool2dTFSame
 
 log = logging.getLogger(__name__)
 
@@ -79,11 +79,13 @@ class LegacyXceptionEncoder(nn.Module):
         self.body = _create_timm(LEGACY_XCEPTION, pretrained_file, pretrained, num_classes=0, global_pool="")
         for name in _LEGACY_STRIDE1_BLOCKS[output_stride]:
             _set_block_stride1(getattr(self.body, name))
-        if tf_same_padding:
-            for block in self.body.modules():
-                if isinstance(getattr(block, "rep", None), nn.Sequential) and isinstance(block.rep[-1], nn.MaxPool2d):
-                    pool = block.rep[-1]
+        for block in self.body.modules():
+            if isinstance(getattr(block, "rep", None), nn.Sequential) and isinstance(block.rep[-1], nn.MaxPool2d):
+                pool = block.rep[-1]
+                if tf_same_padding:
                     block.rep[-1] = MaxPool2dTFSame(pool.kernel_size, pool.stride)
+                else:  # the same pool, faster on the CPU (no argmax indices)
+                    block.rep[-1] = MaxPool2dFast(pool.kernel_size, pool.stride, pool.padding)
         self.output_stride = output_stride
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:

@@ -159,9 +159,9 @@ class Decoder(nn.Module):
         self.head = nn.Conv2d(channels, 1, 1)
 
     def forward(self, x: torch.Tensor, output_size: tuple[int, int]) -> torch.Tensor:
-        for i, stage in enumerate(self.stages):
+        for stage in self.stages[:-1]:
             x = stage(x)
-            last = i == len(self.stages) - 1
-            size = output_size if last else (2 * x.shape[-2], 2 * x.shape[-1])
-            x = resize_bilinear(x, size, self.upsampling)
-        return F.relu(self.head(x))
+            x = resize_bilinear(x, (2 * x.shape[-2], 2 * x.shape[-1]), self.upsampling)
+        # The 1×1 head and the bilinear resize are both linear and the resize weights sum to 1, so the head runs
+        # before the last resize: the same map (up to float rounding) with one channel resized instead of 64.
+        return F.relu(resize_bilinear(self.head(self.stages[-1](x)), output_size, self.upsampling))

@@ -29,6 +29,30 @@ class Conv2dTFSame(nn.Conv2d):
         return F.conv2d(x, self.weight, self.bias, self.stride, 0, self.dilation, self.groups)
 
 
+def _pair(value: int | tuple[int, ...]) -> tuple[int, int]:
+    return (value, value) if isinstance(value, int) else (int(value[0]), int(value[1]))
+
+
+def max_pool2d(x: torch.Tensor, kernel: tuple[int, int], stride: tuple[int, int]) -> torch.Tensor:
+    """Max-pool of an already padded (B, C, h, w) → (B, C, ⌊(h−kh)/sh⌋+1, ⌊(w−kw)/sw⌋+1), like ``F.max_pool2d``.
+
+    Without autograd on the CPU it is the max over the kw column shifts, then over the kh row shifts: the same
+    values (max is associative), without the argmax indices that PyTorch's CPU kernel computes as well: 2.5–7×
+    faster on the encoder's pools (30×40×1024, stride 1: 32 → 4.6 ms on one thread). Elsewhere (GPU, training,
+    tracing for export) ``F.max_pool2d``."""
+    if x.device.type != "cpu" or (torch.is_grad_enabled() and x.requires_grad) or torch.jit.is_tracing():
+        return F.max_pool2d(x, kernel, stride)
+    (kh, kw), (sh, sw) = kernel, stride
+    out_h, out_w = (int(x.shape[-2]) - kh) // sh + 1, (int(x.shape[-1]) - kw) // sw + 1
+    rows = x[..., :, 0 : (out_w - 1) * sw + 1 : sw]
+    for j in range(1, kw):
+        rows = torch.maximum(rows, x[..., :, j : j + (out_w - 1) * sw + 1 : sw])
+    out = rows[..., 0 : (out_h - 1) * sh + 1 : sh, :]
+    for i in range(1, kh):
+        out = torch.maximum(out, rows[..., i : i + (out_h - 1) * sh + 1 : sh, :])
+    return out
+
+
 class MaxPool2dTFSame(nn.MaxPool2d):
     """3×3 (or k×k) max-pool with TensorFlow "same" padding; padded positions never win (−inf)."""
 
@@ -36,9 +60,22 @@ class MaxPool2dTFSame(nn.MaxPool2d):
         super().__init__(kernel_size, stride, padding=0)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        kernel, stride = (self.kernel_size,) * 2, (self.stride,) * 2
+        kernel, stride = _pair(self.kernel_size), _pair(self.stride)
         x = pad_same(x, kernel, stride, value=-float("inf"))
-        return F.max_pool2d(x, kernel, stride)
+        return max_pool2d(x, kernel, stride)
+
+
+class MaxPool2dFast(nn.MaxPool2d):
+    """``nn.MaxPool2d`` (symmetric −inf padding, floor mode) computed by :func:`max_pool2d`; other settings
+    (dilation, ceil mode, indices) fall back to ``nn.MaxPool2d``."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.return_indices or self.ceil_mode or _pair(self.dilation) != (1, 1):
+            return super().forward(x)
+        (ph, pw), kernel, stride = _pair(self.padding), _pair(self.kernel_size), _pair(self.stride)
+        if ph or pw:
+            x = F.pad(x, (pw, pw, ph, ph), value=-float("inf"))
+        return max_pool2d(x, kernel, stride)
 
 
 def _resize_axis_tf1(x: torch.Tensor, size: int, dim: int) -> torch.Tensor:
@@ -46,6 +83,8 @@ def _resize_axis_tf1(x: torch.Tensor, size: int, dim: int) -> torch.Tensor:
     n_in = int(x.shape[dim])  # a Python int, so tracing on CUDA does not mix in a CPU size tensor
     if n_in == size:
         return x
+    if size % n_in == 0:
+        return _upsample_axis_tf1(x, size // n_in, dim)
     source = torch.arange(size, device=x.device, dtype=torch.float64) * (n_in / size)
     top = source.floor().long()
     bottom = (top + 1).clamp(max=n_in - 1)
@@ -54,6 +93,21 @@ def _resize_axis_tf1(x: torch.Tensor, size: int, dim: int) -> torch.Tensor:
     frac = (source - top).to(x.dtype).view(shape)
     upper, lower = x.index_select(dim, top), x.index_select(dim, bottom)
     return upper + (lower - upper) * frac
+
+
+def _upsample_axis_tf1(x: torch.Tensor, factor: int, dim: int) -> torch.Tensor:
+    """The same resize for an integer factor k without any gather: out[k·i + j] = x[i] + (x[i+1] − x[i])·j/k,
+    x[n] = x[n−1]; the general path's formula (equal up to the rounding of one fused multiply-add), in a few
+    broadcast passes instead of ``index_select``, which is slow along the last axis and made several
+    output-size temporaries (the decoder's ×2/×4 upsamplings)."""
+    dim = dim % x.dim()
+    n = int(x.shape[dim])
+    following = torch.cat([x.narrow(dim, 1, n - 1), x.narrow(dim, n - 1, 1)], dim)
+    shape = [1] * (x.dim() + 1)
+    shape[dim + 1] = factor
+    frac = (torch.arange(factor, device=x.device, dtype=torch.float64) / factor).to(x.dtype).view(shape)
+    out = torch.addcmul(x.unsqueeze(dim + 1), (following - x).unsqueeze(dim + 1), frac)
+    return out.flatten(dim, dim + 1)
 
 
 def resize_bilinear(x: torch.Tensor, size: tuple[int, int], mode: str = "half_pixel") -> torch.Tensor:

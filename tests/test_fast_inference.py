@@ -1,0 +1,155 @@
+"""The CPU speed-ups of the forward pass change no output beyond float rounding: the gather-free TF1 upsampling, the
+decoder head before the last resize, BatchNorm folding and the predictor's image-by-image CPU chunks."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+import keras_reference as ref
+from umsi.inference.fold import fold_batchnorm
+from umsi.inference.predictor import Predictor
+from umsi.models import UMSI
+from umsi.models.heads import Decoder
+from umsi.models.tf_ops import MaxPool2dFast, max_pool2d, resize_bilinear
+
+
+def _nchw(x: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(np.ascontiguousarray(x.transpose(0, 3, 1, 2), dtype=np.float32))
+
+
+@pytest.mark.parametrize(
+    ("size", "out"),
+    [((5, 7), (15, 21)), ((1, 1), (4, 4)), ((6, 9), (12, 9)), ((6, 9), (18, 20)), ((8, 4), (11, 8))],
+)
+def test_integer_factor_upsampling_is_the_tf1_formula(size: tuple[int, int], out: tuple[int, int]) -> None:
+    # ×3 both ways, a 1-pixel input, one axis unchanged, and integer × non-integer factors mixed
+    x = np.random.default_rng(2).standard_normal((2, *size, 3))
+    got = resize_bilinear(_nchw(x), out, "tf1_legacy")
+    assert got.shape == (2, 3, *out) and got.is_contiguous()
+    expected = ref.resize_bilinear_tf1_nhwc(x, *out)
+    np.testing.assert_allclose(got.double().numpy().transpose(0, 2, 3, 1), expected, atol=1e-6)
+
+
+@pytest.mark.parametrize("upsampling", ["tf1_legacy", "half_pixel"])
+@pytest.mark.parametrize("train", [False, True])
+def test_decoder_head_before_the_last_resize_gives_the_same_map(upsampling: str, train: bool) -> None:
+    torch.manual_seed(0)
+    decoder = Decoder(24, ((16, 16), (8,), (6,)), upsampling=upsampling).train(train)
+    with torch.no_grad():
+        decoder.head.weight.normal_()
+    x = torch.randn(2, 24, 5, 7)
+    out_size = (50, 66)  # not a multiple of the last grid (20×28): the general resize as well
+
+    def resize_then_head(x: torch.Tensor) -> torch.Tensor:  # the layer order of the released graph
+        for i, stage in enumerate(decoder.stages):
+            x = stage(x)
+            size = out_size if i == len(decoder.stages) - 1 else (2 * x.shape[-2], 2 * x.shape[-1])
+            x = resize_bilinear(x, size, upsampling)
+        return torch.relu(decoder.head(x))
+
+    with torch.no_grad():
+        torch.manual_seed(1)  # the same dropout masks in train mode: dropout comes before either order
+        expected = resize_then_head(x)
+        torch.manual_seed(1)
+        got = decoder(x, out_size)
+    assert got.shape == (2, 1, *out_size)
+    assert float(expected.std()) > 0.01 * float(expected.max())  # a map, not a constant
+    torch.testing.assert_close(got, expected, rtol=0, atol=1e-6 * float(expected.abs().max()))
+
+
+def _with_statistics(model: nn.Module) -> nn.Module:
+    """Non-trivial BatchNorm statistics and affine parameters, so that folding has something to fold."""
+    generator = torch.Generator().manual_seed(3)
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, nn.BatchNorm2d):
+                n = m.num_features
+                m.running_mean.copy_(torch.randn(n, generator=generator) * 0.1)
+                m.running_var.copy_(torch.rand(n, generator=generator) + 0.5)
+                m.weight.copy_(torch.rand(n, generator=generator) + 0.5)
+                m.bias.copy_(torch.randn(n, generator=generator) * 0.1)
+    return model.eval()
+
+
+@pytest.mark.parametrize("official", [True, False])
+def test_folded_batchnorm_gives_the_same_outputs(official: bool) -> None:
+    torch.manual_seed(0)
+    model = _with_statistics(UMSI.official() if official else UMSI())
+    x = torch.randn(2, 3, 48, 64) * 50
+    with torch.no_grad():
+        expected = model(x)
+        folded_model = model  # in place
+        n = fold_batchnorm(folded_model)
+        got = folded_model(x)
+    assert n == 49  # 40 in the encoder (timm Xception) and 9 in the head: all of them
+    assert not any(isinstance(m, nn.BatchNorm2d) for m in folded_model.modules())
+    scale = float(expected.saliency.max() - expected.saliency.min())
+    assert scale > 0
+    torch.testing.assert_close(got.saliency, expected.saliency, rtol=0, atol=1e-5 * scale)
+    torch.testing.assert_close(got.logits, expected.logits, rtol=0, atol=1e-5 * float(expected.logits.abs().max()))
+
+
+def test_fold_skips_batchnorm_that_does_not_follow_a_convolution() -> None:
+    model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU(), nn.BatchNorm2d(4))
+    assert fold_batchnorm(model) == 0 and isinstance(model[2], nn.BatchNorm2d)
+
+
+def test_cpu_chunks_change_no_value() -> None:
+    torch.manual_seed(0)
+    model = UMSI(width=16, decoder_channels=((8,), (8,), (4,)), aspp_dilations=(2,)).eval()
+    batch = torch.randn(5, 3, 40, 56) * 50
+    whole = Predictor(model, [f"c{i}" for i in range(6)], (40, 56), chunk_size=5)
+    chunked = Predictor(model, [f"c{i}" for i in range(6)], (40, 56))
+    assert chunked.chunk_size == 1  # the CPU default
+    maps, probabilities = chunked.forward(batch)
+    expected_maps, expected_probabilities = whole.forward(batch)
+    assert maps.shape == (5, 80, 112) and probabilities.shape == (5, 6)
+    torch.testing.assert_close(maps, expected_maps, rtol=1e-5, atol=1e-6 * float(expected_maps.max()))
+    torch.testing.assert_close(probabilities, expected_probabilities, rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match="chunk_size=0"):
+        Predictor(model, ["a"], (40, 56), chunk_size=0)
+
+
+def test_import_umsi_limits_openmp_spinning_unless_set() -> None:
+    code = "import os, umsi, torch; print(os.environ['GOMP_SPINCOUNT'])"
+    env = {k: v for k, v in os.environ.items() if k != "GOMP_SPINCOUNT"}
+    for given, expected in ((None, "1000"), ("300000", "300000")):
+        if given:
+            env["GOMP_SPINCOUNT"] = given
+        result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+        assert result.stdout.strip() == expected, result.stderr
+
+
+@pytest.mark.parametrize("kernel", [(3, 3), (2, 3)])
+@pytest.mark.parametrize("stride", [(1, 1), (2, 2), (3, 2)])
+@pytest.mark.parametrize("size", [(9, 12), (10, 7)])
+def test_cpu_max_pool_equals_torch(kernel: tuple[int, int], stride: tuple[int, int], size: tuple[int, int]) -> None:
+    x = torch.randn(2, 5, *size)
+    x[0, 0, 1, 1] = float("nan")  # propagated like F.max_pool2d does
+    with torch.no_grad():
+        got = max_pool2d(x, kernel, stride)
+    torch.testing.assert_close(got, F.max_pool2d(x, kernel, stride), rtol=0, atol=0, equal_nan=True)
+    pool = MaxPool2dFast(kernel, stride, padding=1)
+    with torch.no_grad():
+        torch.testing.assert_close(pool(x), nn.MaxPool2d(kernel, stride, padding=1)(x), equal_nan=True)
+
+
+def test_max_pool_with_autograd_is_torch_s() -> None:
+    x = torch.randn(1, 2, 6, 6, requires_grad=True)
+    out = MaxPool2dFast(3, 1, 1)(x)
+    out.sum().backward()  # F.max_pool2d's backward: the gradient goes to each window's argmax
+    assert x.grad is not None and out.grad_fn.name().startswith("MaxPool2DWithIndices")
+
+
+def test_default_encoder_uses_the_fast_pool() -> None:
+    pools = [m for m in UMSI().encoder.modules() if isinstance(m, nn.MaxPool2d)]
+    assert len(pools) == 4 and all(type(m) is MaxPool2dFast for m in pools)
+    assert [m.stride for m in pools] == [2, 2, 1, 1]  # the official stride change kept
