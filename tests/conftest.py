@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 from collections.abc import Callable, Iterator
@@ -15,6 +16,19 @@ os.environ.setdefault("WANDB_MODE", "disabled")
 
 from umsi.data.synthetic import generate
 from umsi.paths import CONFIG_DIR
+
+
+@pytest.fixture(autouse=True)
+def _restore_root_logging() -> Iterator[None]:
+    """A Hydra job run in-process configures the root logger with handlers on the test's captured stderr; they
+    are removed after the test, so a later test's log call does not write to a closed stream."""
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    yield
+    for handler in [h for h in root.handlers if h not in handlers]:
+        root.removeHandler(handler)
+    root.setLevel(level)
+
 
 TINY_DATA = dict(
     salicon_train=12,

@@ -86,6 +86,7 @@ def test_offline_with_an_empty_cache_stops_before_a_run_folder(synthetic_root: P
         "experiment=reproduce",
         "model.pretrained=true",
         f"paths.datasets_dir={synthetic_root}",
+        "data.salicon_per_epoch=12",  # all the fixture has: no warning before the error line
         f"hydra.run.dir={run_dir}",
     ]
     result = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=tmp_path, timeout=600)

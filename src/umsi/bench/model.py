@@ -66,6 +66,7 @@ def compose_bench_config(
     overrides = [
         "stage=pretrain",
         "experiment=reproduce",
+        "model.pretrained=false",  # random encoder weights: the timing does not depend on them, no download
         f"trainer={trainer}",
         f"paths.datasets_dir={datasets_dir}",
         f"paths.output_dir={output_dir}",
@@ -120,12 +121,19 @@ def _autocast(device: torch.device, precision: str) -> contextlib.AbstractContex
 
 
 def bench_plain_loop(
-    batch_size: int, input_size: tuple[int, int], device: str, precision: str, steps: int, warmup: int
+    batch_size: int,
+    input_size: tuple[int, int],
+    device: str,
+    precision: str,
+    steps: int,
+    warmup: int,
+    model_cfg: DictConfig | None = None,
 ) -> dict[str, Any]:
-    """The baseline: the same network, loss and optimiser on random in-memory tensors, nothing else."""
+    """The baseline: the same network (``model_cfg``, the framework's ``cfg.model``; ``UMSI()`` when None), loss
+    and optimiser on random in-memory tensors, nothing else."""
     torch.manual_seed(0)
     dev = torch.device(device)
-    model = UMSI().to(dev).train()
+    model = (UMSI() if model_cfg is None else instantiate(model_cfg)).to(dev).train()
     criterion = UMSILoss(kl=10.0, cc=-3.0)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-4, eps=1e-7)
     h, w = input_size

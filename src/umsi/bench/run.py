@@ -143,7 +143,7 @@ def run_benchmarks(
             )
             lightning = model_bench.bench_lightning(cfg, p["warmup"])
             plain = model_bench.bench_plain_loop(
-                p["train_batch"], p["input_size"], device, precision, p["train_steps"], p["warmup"]
+                p["train_batch"], p["input_size"], device, precision, p["train_steps"], p["warmup"], cfg.model
             )
             variants = {}
             for extra in p.get("train_variants", ()):  # speed settings, each measured against the same plain loop
