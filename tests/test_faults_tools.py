@@ -236,23 +236,14 @@ def test_tiny_inputs_get_a_value_error_naming_the_minimum_size(tmp_path: Path) -
 
 def test_tiny_images_predict_at_their_own_size(tmp_path: Path) -> None:
     import umsi
+    from umsi.checkpoints.loading import save_model
     from umsi.inference.predict import run_predict
     from umsi.models import UMSI
 
     torch.manual_seed(0)
     checkpoint = tmp_path / "tiny.ckpt"
     classes = ["advertisements", "infographics", "mobile_uis", "movie_posters", "webpages", "natural_images"]
-    torch.save(
-        {
-            "state_dict": {f"model.{k}": v for k, v in UMSI().state_dict().items()},
-            "hyper_parameters": {
-                "model": {"_target_": "umsi.models.UMSI"},
-                "class_names": classes,
-                "data": {"input_size": [32, 40], "preprocessing": "official"},
-            },
-        },
-        checkpoint,
-    )
+    save_model(checkpoint, UMSI(), (32, 40), classes)
     sizes = {"dot.png": (1, 1), "line.png": (1, 60), "speck.png": (3, 2)}
     (tmp_path / "in").mkdir()
     for i, (name, hw) in enumerate(sizes.items()):

@@ -18,6 +18,7 @@ from hydra import compose, initialize_config_dir
 from PIL import Image
 
 import umsi
+from umsi.checkpoints.loading import save_model
 from umsi.inference.predict import run_predict
 from umsi.models import UMSI
 from umsi.paths import CONFIG_DIR
@@ -33,17 +34,7 @@ def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     torch.manual_seed(0)
     model = UMSI()
     path = folder / "tiny.ckpt"
-    torch.save(
-        {
-            "state_dict": {f"model.{k}": v for k, v in model.state_dict().items()},
-            "hyper_parameters": {
-                "model": {"_target_": "umsi.models.UMSI"},
-                "class_names": CLASSES,
-                "data": {"input_size": [32, 40], "preprocessing": "official"},
-            },
-        },
-        path,
-    )
+    save_model(path, model, (32, 40), CLASSES)
     yield path
     for file in folder.iterdir():
         file.unlink()

@@ -32,6 +32,7 @@ import torch
 from hydra import compose, initialize_config_dir
 from PIL import Image
 
+from umsi.checkpoints.loading import save_model
 from umsi.inference.predict import run_predict
 from umsi.models import UMSI
 from umsi.paths import CONFIG_DIR
@@ -72,17 +73,7 @@ def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     folder = tmp_path_factory.mktemp("serve_ckpt")
     torch.manual_seed(0)
     path = folder / "tiny.ckpt"
-    torch.save(
-        {
-            "state_dict": {f"model.{k}": v for k, v in UMSI().state_dict().items()},
-            "hyper_parameters": {
-                "model": {"_target_": "umsi.models.UMSI"},
-                "class_names": CLASSES,
-                "data": {"input_size": [64, 80], "preprocessing": "official"},
-            },
-        },
-        path,
-    )
+    save_model(path, UMSI(), (64, 80), CLASSES)
     yield path
     shutil.rmtree(folder, ignore_errors=True)
 

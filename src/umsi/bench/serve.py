@@ -38,21 +38,12 @@ def _summary(seconds: list[float], wall: float) -> dict[str, Any]:
 
 
 def _write_inputs(folder: Path, input_size: tuple[int, int], image_size: tuple[int, int]) -> tuple[Path, Path]:
+    from umsi.checkpoints.loading import save_model
     from umsi.models import UMSI
 
     torch.manual_seed(0)
     checkpoint = folder / "bench_umsi.ckpt"
-    torch.save(
-        {
-            "state_dict": {f"model.{k}": v for k, v in UMSI().state_dict().items()},
-            "hyper_parameters": {
-                "model": {"_target_": "umsi.models.UMSI"},
-                "display_name": "UMSI (random weights, bench)",
-                "data": {"input_size": list(input_size), "preprocessing": "official"},
-            },
-        },
-        checkpoint,
-    )
+    save_model(checkpoint, UMSI(), input_size, display_name="UMSI (random weights, bench)")
     height, width = image_size
     yy, xx = np.mgrid[0:height, 0:width]
     image = np.stack([xx * 255 // width, yy * 255 // height, (xx + yy) * 127 // (width + height)], -1).astype(np.uint8)

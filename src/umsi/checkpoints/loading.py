@@ -36,6 +36,30 @@ class LoadedModel:
     path: Path
 
 
+def save_model(
+    path: str | Path,
+    model: nn.Module,
+    input_size: tuple[int, int],
+    class_names: list[str] | None = None,
+    display_name: str | None = None,
+    preprocessing: str = "official",
+) -> Path:
+    """Write ``model`` (a ``UMSI()``: its config is stored as ``umsi.models.UMSI`` with the defaults) as the
+    weights-only checkpoint :func:`load_model` reads, with the network input ``input_size`` (rows, cols, px).
+    For tests, benchmarks and demos; training writes its own Lightning checkpoints."""
+    hparams: dict[str, Any] = {
+        "model": {"_target_": "umsi.models.UMSI"},
+        "data": {"input_size": [int(input_size[0]), int(input_size[1])], "preprocessing": preprocessing},
+    }
+    if class_names is not None:
+        hparams["class_names"] = list(class_names)
+    if display_name is not None:
+        hparams["display_name"] = display_name
+    state = {"state_dict": {f"model.{k}": v for k, v in model.state_dict().items()}, "hyper_parameters": hparams}
+    torch.save(state, path)
+    return Path(path)
+
+
 def _run_data_settings(checkpoint: Path) -> dict:
     """data.input_size / data.preprocessing of the run that wrote ``checkpoint`` (``<stage>/config.yaml``)."""
     config = checkpoint.parent.parent / "config.yaml"
