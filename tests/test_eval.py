@@ -60,7 +60,8 @@ def test_latest_checkpoint_and_loading(trained: Path) -> None:
 
 
 def test_report_end_to_end(trained: Path, synthetic_root: Path, tmp_path: Path) -> None:
-    results = evaluate(_eval_cfg(synthetic_root, trained), tmp_path)
+    small_figures = ("examples=1", "report.failures=1", "report.dpi=40")  # every section, fewer pixels to draw
+    results = evaluate(_eval_cfg(synthetic_root, trained, *small_figures), tmp_path)
     tables = (tmp_path / "tables.md").read_text()
     for number in (1, 2, 3, 4):
         assert f"## Table {number}:" in tables
