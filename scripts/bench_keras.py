@@ -37,7 +37,7 @@ import time
 from datetime import datetime
 from pathlib import Path
 
-import umsi  # before torch: umsi sets the OpenMP environment that torch reads when it loads (umsi/__init__.py)
+import umsi
 
 ROOT = Path(__file__).resolve().parent.parent
 WORKER = ROOT / "scripts" / "keras_umsi.py"

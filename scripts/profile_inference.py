@@ -13,8 +13,6 @@ import argparse
 import os
 import time
 
-import umsi  # noqa: F401 (first: it sets the OpenMP environment that torch reads when it loads)
-
 
 def profile_forward(model, batch: int, size: tuple[int, int], rows: int) -> str:
     """One warm-up and one profiled forward pass of a (batch, 3, *size) input → a Markdown section."""

@@ -3,10 +3,6 @@ decoder head before the last resize, BatchNorm folding and the predictor's image
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-
 import numpy as np
 import pytest
 import torch
@@ -116,16 +112,6 @@ def test_cpu_chunks_change_no_value() -> None:
     torch.testing.assert_close(probabilities, expected_probabilities, rtol=1e-5, atol=1e-6)
     with pytest.raises(ValueError, match="chunk_size=0"):
         Predictor(model, ["a"], (40, 56), chunk_size=0)
-
-
-def test_import_umsi_limits_openmp_spinning_unless_set() -> None:
-    code = "import os, umsi, torch; print(os.environ['GOMP_SPINCOUNT'])"
-    env = {k: v for k, v in os.environ.items() if k != "GOMP_SPINCOUNT"}
-    for given, expected in ((None, "1000"), ("300000", "300000")):
-        if given:
-            env["GOMP_SPINCOUNT"] = given
-        result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
-        assert result.stdout.strip() == expected, result.stderr
 
 
 @pytest.mark.parametrize("kernel", [(3, 3), (2, 3)])
