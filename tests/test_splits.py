@@ -12,8 +12,8 @@ import pytest
 from hydra import compose
 
 from umsi.data.layouts import IMP1K_SPLIT_FILE
-from umsi.data.splits import SPLIT_FILE
 from umsi.evaluation.runner import evaluate, split_lines
+from umsi.runs import SPLIT_FILE
 from umsi.training.runner import train_stage
 
 

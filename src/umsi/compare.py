@@ -24,11 +24,11 @@ from typing import Any
 import numpy as np
 from omegaconf import OmegaConf
 
+from umsi import runs
 from umsi.utils.io import atomic_write, write_image
 
 log = logging.getLogger(__name__)
 
-STAGES = ("pretrain", "finetune")  # the pipeline's stage folders, in the order they run
 SEARCH_LEVELS = 3  # enough for outputs/ → outputs/<date>/<time> and outputs/multirun/<date>/<time>
 # best value over epochs: metric → True where higher is better
 BEST_METRICS = {"val/cc": True, "val/kl": False, "val/loss": False, "val/acc": True}
@@ -72,13 +72,13 @@ class RunInfo:
 
 def is_run(path: Path) -> bool:
     """A ``umsi-train`` run folder: summary.json, or .hydra/ with a train.log or a ``task_name: train`` config."""
-    if (path / "summary.json").is_file():
+    if runs.summary_file(path).is_file():
         return True
-    if not (path / ".hydra").is_dir():
+    if not (path / runs.HYDRA_DIR).is_dir():
         return False
-    if (path / "train.log").is_file():
+    if runs.train_log(path).is_file():
         return True
-    config = _load_yaml(path / ".hydra" / "config.yaml")
+    config = _load_yaml(runs.hydra_file(path, "config.yaml"))
     return isinstance(config, dict) and config.get("task_name") == "train"
 
 
@@ -150,18 +150,18 @@ def load_run(path: str | Path, root: str | Path | None = None) -> RunInfo:
     """Read one run folder; ``root`` (default: its parent) is what its name is relative to."""
     path = Path(path).resolve()
     name = os.path.relpath(path, Path(root).resolve()) if root is not None else path.name
-    stage_dirs = _stage_dirs(path)
-    config_file = path / ".hydra" / "config.yaml"
+    stage_dirs = runs.stage_dirs(path)
+    config_file = runs.hydra_file(path, "config.yaml")
     if not config_file.is_file() and stage_dirs:
-        config_file = stage_dirs[-1] / "config.yaml"
+        config_file = runs.config_file(stage_dirs[-1])
     raw_config = _load_yaml(config_file)
     config = _flatten(raw_config) if isinstance(raw_config, dict) else {}
-    overrides = _load_yaml(path / ".hydra" / "overrides.yaml")
-    hydra_cfg = _load_yaml(path / ".hydra" / "hydra.yaml")
+    overrides = _load_yaml(runs.hydra_file(path, "overrides.yaml"))
+    hydra_cfg = _load_yaml(runs.hydra_file(path, "hydra.yaml"))
     choices = _dig(hydra_cfg, "hydra", "runtime", "choices")
-    summary = _read_json(path / "summary.json")
+    summary = runs.read_summary(path)
 
-    rows = _val_rows(stage_dirs[-1] / "csv" / "metrics.csv") if stage_dirs else []
+    rows = _val_rows(runs.csv_log(stage_dirs[-1])) if stage_dirs else []
     best: dict[str, float | None] = {}
     best_epoch: dict[str, int | None] = {}
     for metric, higher in BEST_METRICS.items():
@@ -190,17 +190,9 @@ def load_run(path: str | Path, root: str | Path | None = None) -> RunInfo:
         best=best,
         best_epoch=best_epoch,
         epochs=len({row["epoch"] for row in rows}),
-        wall_seconds=_number(wall) if wall is not None else _log_seconds(path / "train.log"),
+        wall_seconds=_number(wall) if wall is not None else _log_seconds(runs.train_log(path)),
         curves=curves,
     )
-
-
-def _stage_dirs(path: Path) -> list[Path]:
-    """Folders with a csv/metrics.csv in the order the stages ran: pretrain/, finetune/, or the run itself."""
-    stages = [path / s for s in STAGES if (path / s / "csv" / "metrics.csv").is_file()]
-    if stages:
-        return stages
-    return [path] if (path / "csv" / "metrics.csv").is_file() else []
 
 
 def _load_yaml(path: Path) -> Any:
@@ -211,17 +203,6 @@ def _load_yaml(path: Path) -> Any:
     except Exception as err:  # a half-written or hand-edited file: report and go on without it
         log.warning("cannot read %s: %s", path, err)
         return None
-
-
-def _read_json(path: Path) -> dict[str, Any] | None:
-    if not path.is_file():
-        return None
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError) as err:
-        log.warning("cannot read %s: %s", path, err)
-        return None
-    return data if isinstance(data, dict) else None
 
 
 def _dig(tree: Any, *keys: str) -> Any:
@@ -250,20 +231,18 @@ def _number(value: Any) -> float | None:
 
 
 def _val_rows(metrics_csv: Path) -> list[dict[str, Any]]:
-    """Validation rows (val/loss filled) of a Lightning CSVLogger file, one per epoch (the last if repeated)."""
-    by_epoch: dict[int, dict[str, Any]] = {}
+    """Validation epochs (val/loss logged) of a stage's epoch log (:func:`umsi.runs.epoch_log`): the ``val/*``
+    values and the epoch, one row per epoch."""
     try:
-        with metrics_csv.open(newline="") as f:
-            for row in csv.DictReader(f):
-                epoch = _number(row.get("epoch"))
-                if epoch is None or _number(row.get("val/loss")) is None:
-                    continue
-                values: dict[str, Any] = {k: _number(v) for k, v in row.items() if k and k.startswith("val/")}
-                values["epoch"] = int(epoch)
-                by_epoch[int(epoch)] = values
-    except OSError as err:
+        per_epoch = runs.epoch_log(metrics_csv)
+    except (OSError, ValueError) as err:
         log.warning("cannot read %s: %s", metrics_csv, err)
-    return [by_epoch[e] for e in sorted(by_epoch)]
+        return []
+    return [
+        {**{k: v for k, v in values.items() if k.startswith("val/")}, "epoch": epoch}
+        for epoch, values in per_epoch.items()
+        if "val/loss" in values
+    ]
 
 
 def _log_seconds(train_log: Path) -> float | None:

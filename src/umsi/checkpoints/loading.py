@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -10,9 +9,9 @@ from typing import Any
 
 import torch
 from hydra.utils import instantiate
-from omegaconf import OmegaConf
 from torch import nn
 
+from umsi import runs
 from umsi.checkpoints.files import load_matching, read_checkpoint
 from umsi.errors import CheckpointError, MissingPathError
 from umsi.models import without_encoder_init
@@ -62,10 +61,7 @@ def save_model(
 
 def _run_data_settings(checkpoint: Path) -> dict:
     """data.input_size / data.preprocessing of the run that wrote ``checkpoint`` (``<stage>/config.yaml``)."""
-    config = checkpoint.parent.parent / "config.yaml"
-    if not config.is_file():
-        return {}
-    data = OmegaConf.load(config).get("data", {})
+    data = runs.checkpoint_config(checkpoint).get("data") or {}
     return {k: data[k] for k in ("input_size", "preprocessing") if k in data}
 
 
@@ -118,34 +114,44 @@ def load_model(
 
 def _default_name(path: Path) -> str:
     """``<run>/<stage>/checkpoints/x.ckpt`` → ``<run time>/<stage>``; else the file stem."""
-    if path.parent.name == "checkpoints":
-        return f"{path.parent.parent.parent.name}/{path.parent.parent.name}"
-    return path.stem
+    return runs.checkpoint_label(path)
 
 
 def find_latest_checkpoint(outputs: str | Path) -> Path:
     """The final model of the newest ``umsi-train`` run under ``outputs`` (``<date>/<time>/summary.json``):
     the best finetuned checkpoint of the newest pipeline run (what ``make train`` runs), or, when there is no
     pipeline run, the evaluated checkpoint of the newest single-stage run."""
-    summaries = sorted(Path(outputs).glob("*/*/summary.json"), key=lambda p: p.stat().st_mtime, reverse=True)
-    runs = [json.loads(p.read_text()) for p in summaries]
-    pipeline = [(s.get("stages") or {}).get("finetune_best") for s in runs]
-    single = [(s.get("checkpoint") or {}).get("path") for s in runs]
-    for candidate in [*pipeline, *single]:
-        if candidate and Path(candidate).is_file():
-            return Path(candidate)
-    raise FileNotFoundError(
-        f"no finished umsi-train run with a checkpoint under {outputs}; run `make train` first or pass "
-        "checkpoints=[path/to/model.ckpt]"
-    )
+    return runs.latest_checkpoint(outputs)
+
+
+def model_file(path: str | Path, key: str = "ckpt") -> Path:
+    """What a tool's model argument ``key`` names: a file as given; a run or stage folder of ``umsi-train`` → the
+    best checkpoint of its last stage (or of that stage), found through :mod:`umsi.runs`, and said in the log.
+
+    Raises :class:`~umsi.runs.NotARunError` for a folder that is not a run (naming what was expected) and
+    :class:`~umsi.errors.MissingPathError` for a path that does not exist."""
+    path = Path(str(path)).expanduser()
+    if path.is_dir():
+        try:
+            chosen = runs.best_checkpoint(path)
+        except runs.NotARunError as err:
+            raise runs.NotARunError(f"{key}={path}: {err}") from None
+        log.info("%s=%s is a run folder: using its checkpoint %s", key, path, chosen)
+        return chosen
+    if not path.is_file():
+        raise MissingPathError(
+            f"{key}={path}: no such file (a checkpoint, converted weights or an exported model, or a run folder)"
+        )
+    return path
 
 
 def resolve_checkpoint(cfg: Any) -> Path:
-    """``cfg.ckpt``: a path, or ``latest`` (the newest ``umsi-train`` run under ``cfg.outputs_dir``, read only
-    then). Raises ``FileNotFoundError`` with a message naming the ``ckpt`` key."""
+    """``cfg.ckpt``: a path, a run or stage folder (:func:`model_file`), or ``latest`` (the newest ``umsi-train``
+    run under ``cfg.outputs_dir``, read only then). Raises ``FileNotFoundError`` with a message naming the ``ckpt``
+    key."""
     ckpt = cfg.ckpt
     if ckpt is None or str(ckpt) == "":
-        raise FileNotFoundError("ckpt is not set: pass ckpt=path/to/model.ckpt or ckpt=latest")
+        raise FileNotFoundError("ckpt is not set: pass ckpt=path/to/model.ckpt, ckpt=<run folder> or ckpt=latest")
     if str(ckpt) == "latest":
         try:
             return find_latest_checkpoint(cfg.outputs_dir)
@@ -154,7 +160,4 @@ def resolve_checkpoint(cfg: Any) -> Path:
                 f"ckpt=latest: no finished umsi-train run with a checkpoint under {cfg.outputs_dir} (outputs_dir); "
                 "run `make train` first or pass ckpt=path/to/model.ckpt"
             ) from None
-    path = Path(str(ckpt)).expanduser()
-    if not path.is_file():
-        raise FileNotFoundError(f"ckpt={ckpt}: no such file (a checkpoint, converted weights or an exported model)")
-    return path
+    return model_file(ckpt, "ckpt")

@@ -15,6 +15,7 @@ from umsi.data.layouts import SaliencyItem, read_salicon_fixations
 from umsi.data.readers import read_image_bgr, read_map
 from umsi.data.transforms import SampleTransform, fixation_map, normalize_image
 from umsi.errors import ConfigError, DataFileError
+from umsi.utils.once import warn_once
 
 if TYPE_CHECKING:
     from umsi.data.cache import SaliencyCache
@@ -92,7 +93,8 @@ def salicon_mix(requested: int, available: int, root: str | Path) -> int:
     if requested < 0:
         raise ConfigError(f"data.salicon_per_epoch={requested} must be 0 or more (the paper mixes in 160)")
     if requested > available:
-        log.warning(
+        warn_once(
+            log,
             "data.salicon_per_epoch=%d, but %s has only %d SALICON training images: finetuning draws all %d in "
             "every epoch (lower data.salicon_per_epoch to silence this, or add images)",
             requested,

@@ -20,7 +20,6 @@ from typing import Any
 from umsi.data.layouts import DatasetLayoutError, SaliencyItem
 from umsi.utils.io import write_json
 
-SPLIT_FILE = "split.json"
 PARTS = ("train", "val")
 
 

@@ -70,7 +70,8 @@ def tables_markdown(results: dict[str, Any], convention: str = "umsi") -> str:
         "",
         f"Convention: `{convention}` (see metrics.json for `mit`). Scored in the **{settings['frame']}** frame"
         + (f", prediction blurred with σ = {settings['blur_sigma']} px" if settings.get("blur_sigma") else "")
-        + ". ACC = class accuracy of the model's classifier.",
+        + ". ACC = class accuracy of the model's classifier."
+        + (f" Center bias: {settings['center_bias']}." if settings.get("center_bias") else ""),
         "",
     ]
     for table in paper_tables(results, convention):
@@ -79,7 +80,8 @@ def tables_markdown(results: dict[str, Any], convention: str = "umsi") -> str:
             lines += [f"Skipped: {table.skipped}", ""]
             continue
         if table.n_images is not None:
-            lines += [f"{table.n_images} images, root `{table.root}`.", ""]
+            frame = f"{settings['frame']} frame, " if settings.get("frame") else ""
+            lines += [f"{table.n_images} images, {frame}`{convention}` convention, root `{table.root}`.", ""]
         lines.append("| " + " | ".join(table.headers) + " |")
         lines.append("|" + " --- |" * len(table.headers))
         lines += ["| " + " | ".join(row) + " |" for row in table.rows]

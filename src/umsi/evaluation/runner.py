@@ -11,14 +11,22 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
-from umsi.checkpoints.loading import LoadedModel, find_latest_checkpoint, load_model
+from umsi import runs
+from umsi.checkpoints.loading import LoadedModel, find_latest_checkpoint, load_model, model_file
 from umsi.data import layouts
-from umsi.data.splits import SPLIT_FILE, read_split, recorded_images
+from umsi.data.splits import read_split, recorded_images
 from umsi.data.transforms import SampleTransform
 from umsi.evaluation.report import CENTER_BIAS, TABLES, tables_markdown, write_report
-from umsi.evaluation.scoring import OtherFixations, ScoringSettings, model_predictor, score
+from umsi.evaluation.scoring import (
+    CENTER_BIAS_DOC,
+    CONVENTIONS,
+    OtherFixations,
+    ScoringSettings,
+    model_predictor,
+    score,
+)
 from umsi.evaluation.visual_report import (
     Evaluated,
     ReportFigureError,
@@ -35,10 +43,9 @@ DATASET_KEYS = tuple(key for _, key, _, _ in TABLES)
 def run_split_file(checkpoint: Path) -> Path | None:
     """The recorded split (``<stage dir>/split.json``) of the run that wrote ``checkpoint``
     (``<stage dir>/checkpoints/*.ckpt``); ``None`` for other files (converted official weights …) or older runs."""
-    if checkpoint.parent.name != "checkpoints":
-        return None
-    path = checkpoint.parent.parent / SPLIT_FILE
-    return path if path.is_file() else None
+    stage = runs.stage_of(checkpoint)
+    path = runs.split_file(stage) if stage is not None else None
+    return path if path is not None and path.is_file() else None
 
 
 def dataset_items(
@@ -152,9 +159,9 @@ def summarize(records: Sequence[dict[str, Any]], class_names: Sequence[str]) -> 
     return summary
 
 
-def evaluate(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
-    """Run the whole evaluation described by ``cfg`` (conf/eval.yaml); writes the report into ``out_dir``."""
-    settings = ScoringSettings(
+def scoring_settings(cfg: DictConfig) -> ScoringSettings:
+    """The :class:`ScoringSettings` of an eval config (conf/eval.yaml)."""
+    return ScoringSettings(
         frame=cfg.frame,
         blur_sigma=cfg.blur_sigma,
         borji_splits=cfg.auc_borji.splits,
@@ -165,10 +172,65 @@ def evaluate(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
         device=cfg.device,
         progress=cfg.progress,
     )
+
+
+def score_dataset(
+    key: str, root: Path, models: Sequence[LoadedModel], cfg: DictConfig, settings: ScoringSettings
+) -> tuple[dict[str, Any], list[dict[str, Any]], dict[str, tuple[list[layouts.SaliencyItem], list[dict[str, Any]]]]]:
+    """Score every model and the centre-bias baseline (:func:`~umsi.evaluation.scoring.center_bias`) on the
+    evaluation images of dataset ``key`` (:func:`dataset_items`, a model's recorded split first): what both
+    ``umsi-eval`` and the end of a training run (:func:`final_evaluation`) do.
+
+    → (entry: ``{"status", "root", "frame", "convention", "n_images", "splits": {model: source}, "models": {name:
+    summarize(...)}}``, per-image records tagged with dataset and model, per model name the items scored and their
+    untagged records)."""
+    entry: dict[str, Any] = {
+        "status": "evaluated",
+        "root": str(root),
+        "frame": settings.frame,
+        "convention": CONVENTIONS[0],
+        "models": {},
+    }
+    records: list[dict[str, Any]] = []
+    scored: dict[str, tuple[list[layouts.SaliencyItem], list[dict[str, Any]]]] = {}
+    others = None  # the sAUC negatives, read once per dataset
+    for loaded in models:
+        items, source = dataset_items(key, root, loaded.class_names, cfg, run_split_file(loaded.path))
+        entry.setdefault("splits", {})[loaded.name] = source
+        log.info("%s images for %s: %s", key, loaded.name, source)
+        if others is None and settings.wants("sauc"):
+            others = OtherFixations(items)
+        transform = SampleTransform(loaded.input_size, loaded.output_scale, loaded.preprocessing)
+        model_records = score(items, transform, model_predictor(loaded), settings, others, f"{key}: {loaded.name}")
+        entry["models"][loaded.name] = summarize(model_records, loaded.class_names)
+        records += [{"dataset": key, "model": loaded.name, **r} for r in model_records]
+        scored[loaded.name] = (items, model_records)
+    base_records = score(items, transform, None, settings, others, f"{key}: centre bias")
+    entry["models"][CENTER_BIAS] = summarize(base_records, models[0].class_names)
+    if entry["models"][CENTER_BIAS].get("n_without_fixations"):
+        log.warning(
+            "%s: %d of %d images have no fixation inside the image: left out of NSS, AUC, sAUC and IG",
+            key,
+            entry["models"][CENTER_BIAS]["n_without_fixations"],
+            len(items),
+        )
+    records += [{"dataset": key, "model": CENTER_BIAS, **r} for r in base_records]
+    entry["n_images"] = len(items)
+    return entry, records, scored
+
+
+def evaluate(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
+    """Run the whole evaluation described by ``cfg`` (conf/eval.yaml); writes the report into ``out_dir``."""
+    settings = scoring_settings(cfg)
     report_settings = ReportSettings.from_config(cfg) if cfg.report.html else None  # config errors before work
     models = _load_models(cfg)
     results: dict[str, Any] = {
-        "settings": {"frame": cfg.frame, "blur_sigma": cfg.blur_sigma, "conventions": ["umsi", "mit"]},
+        "settings": {
+            "frame": cfg.frame,
+            "blur_sigma": cfg.blur_sigma,
+            "conventions": list(CONVENTIONS),
+            "center_bias": CENTER_BIAS_DOC,
+        },
         "models": {m.name: {"path": str(m.path), "classes": m.class_names} for m in models},
         "datasets": {},
     }
@@ -181,30 +243,10 @@ def evaluate(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
             log.warning("skipping %s: %s", key, reason)
             results["datasets"][key] = {"status": "skipped", "reason": reason}
             continue
-        entry: dict[str, Any] = {"status": "evaluated", "root": str(root), "models": {}}
-        others = None  # the sAUC negatives, read once per dataset
-        for loaded in models:
-            items, source = dataset_items(key, root, loaded.class_names, cfg, run_split_file(loaded.path))
-            entry.setdefault("splits", {})[loaded.name] = source
-            log.info("%s images for %s: %s", key, loaded.name, source)
-            others = others or OtherFixations(items)
-            transform = SampleTransform(loaded.input_size, loaded.output_scale, loaded.preprocessing)
-            predict = model_predictor(loaded)
-            model_records = score(items, transform, predict, settings, others, f"{key}: {loaded.name}")
-            entry["models"][loaded.name] = summarize(model_records, loaded.class_names)
-            records += [{"dataset": key, "model": loaded.name, **r} for r in model_records]
-            shown[loaded.name].items[key], shown[loaded.name].records[key] = items, model_records
-        base_records = score(items, transform, None, settings, others, f"{key}: centre bias")
-        entry["models"][CENTER_BIAS] = summarize(base_records, models[0].class_names)
-        if entry["models"][CENTER_BIAS].get("n_without_fixations"):
-            log.warning(
-                "%s: %d of %d images have no fixation inside the image: left out of NSS, AUC, sAUC and IG",
-                key,
-                entry["models"][CENTER_BIAS]["n_without_fixations"],
-                len(items),
-            )
-        records += [{"dataset": key, "model": CENTER_BIAS, **r} for r in base_records]
-        entry["n_images"] = len(items)
+        entry, dataset_records, scored = score_dataset(key, root, models, cfg, settings)
+        for name, (items, model_records) in scored.items():
+            shown[name].items[key], shown[name].records[key] = items, model_records
+        records += dataset_records
         results["datasets"][key] = entry
     paths = write_report(out_dir, results, records)
     log.info("tables written to %s", paths["tables"].parent)
@@ -212,6 +254,69 @@ def evaluate(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
     if cfg.logger.wandb:
         _log_to_wandb(cfg, out_dir, results, written, list(shown.values()), report_settings)
     return results
+
+
+def validated_dataset(split: dict[str, dict[str, Any]]) -> str:
+    """The dataset a training stage validated on: the first entry of its recorded split with a validation list
+    (``imp1k`` for finetuning, whose SALICON entry is the mixed-in pool, ``salicon`` for pretraining)."""
+    for key, entry in split.items():
+        if entry.get("val"):
+            return key
+    raise ValueError("the recorded split has no validation images")
+
+
+def final_evaluation(
+    checkpoint: str | Path, cfg: DictConfig, settings: ScoringSettings | None = None, device: str = "cpu"
+) -> dict[str, Any]:
+    """The end-of-run evaluation of ``umsi-train``: the model at ``checkpoint`` and the centre-bias baseline scored
+    exactly as ``umsi-eval checkpoints=[<checkpoint>]`` scores them (:func:`score_dataset`, the same images from the
+    stage's ``split.json``, the same frame and centre bias), on the dataset the stage validated on.
+
+    ``cfg``: the stage's training config (``seed``, ``data.*``). ``settings``: by default ``umsi-eval``'s
+    (conf/eval.yaml: the original frame) restricted to CC and KL.
+
+    → ``{"model": {"cc", "kl"[, "acc"]}, "center_bias": {"cc", "kl"}, "n_images": {"count"}, "scoring": {"dataset",
+    "frame", "convention", "n_images", "split", "center_bias"}}`` (``umsi`` convention). ``acc`` only where the
+    images scored carry two classes or more: with one class, accuracy means nothing."""
+    checkpoint = Path(checkpoint)
+    stage = runs.stage_of(checkpoint)
+    split_path = runs.split_file(stage) if stage is not None else None
+    if split_path is None or not split_path.is_file():
+        raise FileNotFoundError(f"{checkpoint}: no {runs.SPLIT_FILE} in its stage folder to evaluate on")
+    split = read_split(split_path)
+    key = validated_dataset(split)
+    settings = settings or ScoringSettings(metrics=("cc", "kl"), device=device, progress=False)
+    eval_cfg = OmegaConf.create(
+        {
+            "seed": int(cfg.get("seed") or 0),
+            "imp1k": {
+                "split_file": OmegaConf.select(cfg, "data.split_file", default=None),
+                "val_per_class": int(OmegaConf.select(cfg, "data.val_per_class", default=40)),
+            },
+        }
+    )
+    loaded = load_model(checkpoint, device=settings.device)
+    entry, records, _ = score_dataset(key, Path(split[key]["root"]), [loaded], eval_cfg, settings)
+    model, baseline = entry["models"][loaded.name], entry["models"][CENTER_BIAS]
+    convention = entry["convention"]
+    summary: dict[str, Any] = {
+        "model": {m: model[convention][m] for m in ("cc", "kl")},
+        "center_bias": {m: baseline[convention][m] for m in ("cc", "kl")},
+    }
+    labels = {r["label"] for r in records if r["model"] == loaded.name and r.get("label", -1) >= 0}
+    if "acc" in model and len(labels) > 1:
+        summary["model"]["acc"] = model["acc"]
+    summary["n_images"] = {"count": entry["n_images"]}
+    summary["classes"] = {"names": loaded.class_names}
+    summary["scoring"] = {
+        "dataset": key,
+        "frame": entry["frame"],
+        "convention": convention,
+        "n_images": entry["n_images"],
+        "split": entry["splits"][loaded.name],
+        "center_bias": CENTER_BIAS_DOC,
+    }
+    return summary
 
 
 def _write_visual_report(
@@ -242,7 +347,7 @@ def _load_models(cfg: DictConfig) -> list[LoadedModel]:
     names = list(cfg.names or [])
     models = []
     for i, ckpt in enumerate(checkpoints):
-        path = find_latest_checkpoint(cfg.outputs_dir) if ckpt == "latest" else Path(ckpt)
+        path = find_latest_checkpoint(cfg.outputs_dir) if ckpt == "latest" else model_file(ckpt, "checkpoints")
         name = names[i] if i < len(names) else None
         models.append(load_model(path, name=name, device=cfg.device))
         log.info("model %s: %s", models[-1].name, path)

@@ -35,12 +35,17 @@ CONVENTIONS = ("umsi", "mit")
 MAP_METRICS = ("r2", "rmse", "cc", "kl", "sim")
 FIXATION_METRICS = ("nss", "auc_judd", "auc_borji", "sauc", "info_gain")
 FRAMES = ("original", "letterbox")
+CENTER_BIAS_DOC = (
+    "centred Gaussian, std 0.25 × each side, over the image: the whole map in the original frame, the image's "
+    "area inside the letterbox (zero on the bars) in the letterbox frame"
+)
 
 
 @dataclass
 class ScoringSettings:
     """How to score: frame ("original" | "letterbox"), optional Gaussian blur σ (pixels of the network output) of
-    the prediction, AUC-Borji splits/step/seed, loader settings and device."""
+    the prediction, AUC-Borji splits/step/seed, loader settings and device. ``metrics``: the metric names to
+    compute (of ``MAP_METRICS`` and ``FIXATION_METRICS``; ``None``: all of them)."""
 
     frame: str = "original"
     blur_sigma: float | None = None
@@ -51,10 +56,18 @@ class ScoringSettings:
     num_workers: int = 0
     device: str = "cpu"
     progress: bool = True
+    metrics: tuple[str, ...] | None = None
 
     def __post_init__(self) -> None:
         if self.frame not in FRAMES:
             raise ValueError(f"frame={self.frame!r}: choose one of {FRAMES}")
+        unknown = set(self.metrics or ()) - set(MAP_METRICS) - set(FIXATION_METRICS)
+        if unknown:
+            raise ValueError(f"metrics: unknown {sorted(unknown)}; choose from {MAP_METRICS + FIXATION_METRICS}")
+
+    def wants(self, metric: str) -> bool:
+        """Whether ``metric`` is computed."""
+        return self.metrics is None or metric in self.metrics
 
 
 class ScoringFrame(NamedTuple):
@@ -184,6 +197,8 @@ def image_metrics(
     out: dict[str, float] = {}
 
     def put(conv: str, name: str, *args: torch.Tensor, **kwargs: Any) -> None:
+        if not settings.wants(name):
+            return
         first = f"{CONVENTIONS[0]}/{name}"
         if name in same_for_both and first in out:
             out[f"{conv}/{name}"] = out[first]
@@ -226,7 +241,8 @@ def score(
         num_workers=settings.num_workers,
         collate_fn=_collate,
     )
-    others = others if others is not None else OtherFixations(items)
+    if others is None:
+        others = OtherFixations(items if settings.wants("sauc") else [])
     records = []
     for batch in tqdm(loader, desc=description, disable=not settings.progress, leave=False):
         maps, logits = (None, None) if predict is None else predict(batch["image"].to(settings.device))
@@ -252,7 +268,7 @@ def _score_one(
     target = torch.from_numpy(batch["original_map"][i]) if frame.kind == "original" else batch["saliency"][i, 0]
     # binary maps of the fixated pixels, as the official evaluation's fixation maps (the "umsi" convention's weights)
     fixations = (frame.counts(points, image_hw) > 0).double() if points is not None else None
-    baseline = _center_bias(batch, i, hw, settings)
+    baseline = center_bias(frame)
     if maps is None:
         pred = baseline
     else:
@@ -261,21 +277,27 @@ def _score_one(
             pred_map = M.gaussian_blur(pred_map[None], settings.blur_sigma)[0]
         pred_map = pred_map.cpu().numpy()
         pred = torch.from_numpy(unletterbox(pred_map, hw) if settings.frame == "original" else pred_map)
-    nonfix = others.nonfixation_map(batch["index"][i], frame) if points is not None else None
+    wanted = points is not None and settings.wants("sauc")
+    nonfix = others.nonfixation_map(batch["index"][i], frame) if wanted else None
     record: dict[str, Any] = {"path": batch["path"][i]}
     if points is not None:
         record["n_fixations"] = len(points)  # inside the image; 0: left out of the fixation metrics
     return {**record, **image_metrics(pred, target, fixations, nonfix, baseline, settings)}
 
 
-def _center_bias(batch: dict[str, Any], i: int, hw: tuple[int, int], settings: ScoringSettings) -> torch.Tensor:
-    """Centred Gaussian over the image: at the map's size in the original frame; in the letterboxed frame, over the
-    area the image occupies (zero on the bars)."""
-    if settings.frame == "original":
-        return M.center_bias_map(*hw)
-    placed = letterbox(np.ones(batch["image_hw"][i], np.float32), hw) > 0
+def center_bias(frame: ScoringFrame) -> torch.Tensor:
+    """The centre-bias baseline of one image in its scoring frame: (H, W) = ``frame.hw``, float32, max 1.
+
+    The MIT benchmark's placement, as the official evaluation uses it: a centred anisotropic Gaussian with std
+    0.25 × each side (:func:`~umsi.metrics.functional.center_bias_map`) over the image itself. In the original frame
+    the image is the whole ground-truth map; in the letterbox frame it is the area the letterbox gives the image
+    (zero on the bars), so the baseline never puts mass where no pixel of the image is. Used for the centre-bias
+    rows of ``umsi-eval`` and of the end-of-run evaluation, and as the baseline of information gain."""
+    if frame.kind == "original":
+        return M.center_bias_map(*frame.hw)
+    placed = letterbox(np.ones(frame.image_hw, np.float32), frame.hw) > 0
     rows, cols = np.nonzero(placed)
-    out = torch.zeros(hw)
+    out = torch.zeros(frame.hw)
     top, left = rows.min(), cols.min()
     out[top : rows.max() + 1, left : cols.max() + 1] = M.center_bias_map(rows.max() + 1 - top, cols.max() + 1 - left)
     return out

@@ -8,17 +8,14 @@ Checkpoints are marked at their epoch: the one a stage handed to the next (the n
 
 from __future__ import annotations
 
-import csv
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from omegaconf import OmegaConf
 
-CSV_LOG = Path("csv") / "metrics.csv"
-# the pipeline's stage folders in the order they run (umsi.training.runner.STAGES, which this layer cannot import)
-STAGE_ORDER = ("pretrain", "finetune")
+from umsi import runs
+
 TRAIN_LOSS, VAL_LOSS, LR = "train/loss_epoch", "val/loss", "lr"
 _EPOCH_IN_NAME = re.compile(r"epoch[=_-]?(\d+)")
 
@@ -50,26 +47,17 @@ def read_stage_log(path: Path, name: str | None = None) -> StageLog:
     """Per-epoch train loss, validation loss and learning rate from a Lightning CSV log. Rows are grouped by their
     ``epoch`` column; the last value logged for an epoch wins (a resumed run re-logs its epochs). Raises
     ValueError naming the file when it has no ``epoch`` column or no row."""
-    with open(path, newline="") as f:
-        reader = csv.DictReader(f)
-        if not reader.fieldnames or "epoch" not in reader.fieldnames:
-            raise ValueError(f"{path}: not a Lightning CSV log (no 'epoch' column)")
-        per_epoch: dict[int, dict[str, float]] = {}
-        for row in reader:
-            if not row.get("epoch"):
-                continue
-            values = per_epoch.setdefault(int(float(row["epoch"])), {})
-            values.update(
-                {k: float(v) for k, v in row.items() if k in (TRAIN_LOSS, VAL_LOSS, LR) and v not in ("", None)}
-            )
+    per_epoch = runs.epoch_log(path)
     if not per_epoch:
         raise ValueError(f"{path}: the log has no epoch rows yet")
-    epochs = np.array(sorted(per_epoch))
+    epochs = np.array(list(per_epoch))
 
     def column(key: str) -> np.ndarray:
         return np.array([per_epoch[e].get(key, np.nan) for e in epochs], dtype=float)
 
-    return StageLog(name or path.parent.parent.name, path, epochs, column(TRAIN_LOSS), column(VAL_LOSS), column(LR))
+    return StageLog(
+        name or runs.stage_of_log(path).name, path, epochs, column(TRAIN_LOSS), column(VAL_LOSS), column(LR)
+    )
 
 
 def checkpoint_epoch(checkpoint: Path, log: StageLog) -> int | None:
@@ -83,17 +71,12 @@ def checkpoint_epoch(checkpoint: Path, log: StageLog) -> int | None:
 
 def _stage_dir(checkpoint: Path) -> Path | None:
     """``<stage>/checkpoints/x.ckpt`` → ``<stage>`` when it has a CSV log."""
-    stage = checkpoint.parent.parent if checkpoint.parent.name == "checkpoints" else checkpoint.parent
-    return stage if (stage / CSV_LOG).is_file() else None
-
-
-def _stage_config(stage: Path) -> dict:
-    config = stage / "config.yaml"
-    return OmegaConf.to_container(OmegaConf.load(config)) if config.is_file() else {}  # type: ignore[return-value]
+    stage = runs.stage_of(checkpoint) or checkpoint.parent
+    return stage if runs.csv_log(stage).is_file() else None
 
 
 def _init_checkpoint(stage: Path) -> Path | None:
-    value = _stage_config(stage).get("init_ckpt")
+    value = runs.stage_config(stage).get("init_ckpt")
     return Path(value) if value else None
 
 
@@ -106,18 +89,16 @@ def stage_logs(checkpoint: str | Path) -> list[StageLog]:
     own = _stage_dir(checkpoint)
     if own is None:
         return []
-    dirs, run = [own], own
-    if own.name in STAGE_ORDER:
-        run = own.parent
-        dirs = [run / name for name in STAGE_ORDER if (run / name / CSV_LOG).is_file()]
+    run = runs.run_of(own)
+    dirs = runs.stage_dirs(run) if run != own else [own]
     logs = []
     for stage_dir in dirs:
-        name = (_stage_config(stage_dir).get("stage") or {}).get("name") or stage_dir.name
-        logs.append(read_stage_log(stage_dir / CSV_LOG, name))
+        name = (runs.stage_config(stage_dir).get("stage") or {}).get("name") or stage_dir.name
+        logs.append(read_stage_log(runs.csv_log(stage_dir), name))
         logs[-1].run = f"{run.parent.name}/{run.name}"
     for log, stage_dir, next_dir in zip(logs, dirs, [*dirs[1:], None], strict=True):
         handed = _init_checkpoint(next_dir) if next_dir is not None else None
-        if handed is not None and handed.resolve().parent.parent == stage_dir.resolve():
+        if handed is not None and runs.stage_of(handed.resolve()) == stage_dir.resolve():
             epoch = checkpoint_epoch(handed, log)
             if epoch is not None:
                 log.marks.append(Mark(epoch, f"handed to {next_dir.name}: {handed.name}", "tab:green"))

@@ -194,7 +194,8 @@ def _create_timm(name: str, pretrained_file: str | None, pretrained: bool = Fals
     timm's own hub mechanism when ``pretrained`` (the cache, or a download; :func:`fetch_pretrained_weights`), or
     from scratch. Loaded weights are checked: missing or unexpected keys raise :class:`PretrainedWeightsError`."""
     if pretrained_file is None and not pretrained:
-        log.info("encoder %s built without pretrained weights (model.pretrained=false, no model.pretrained_file)", name)
+        # debug only: the weights may still come from a checkpoint (init_ckpt); the training runner logs their origin
+        log.debug("encoder %s built without ImageNet weights", name)
         return timm.create_model(name, pretrained=False, **kwargs)
     if pretrained_file is None:
         source = fetch_pretrained_weights(name)

@@ -26,7 +26,8 @@ class UMSILitModule(pl.LightningModule):
     Logged: ``{train,val}/loss`` and each weighted term ``{train,val}/loss_<term>``; per-image means over the
     whole validation set (all DDP ranks: summed values and counts) of ``val/cc``, ``val/kl`` (official UMSI
     evaluation convention), ``val/nss`` (images with fixations only; 0.0 if none has any) and ``val/acc``
-    (images with a class label ≥ 0 only).
+    (images with a class label ≥ 0 only; not logged when ``log_accuracy`` is False, as the runner sets it for
+    validation images of a single class).
     """
 
     def __init__(
@@ -43,6 +44,8 @@ class UMSILitModule(pl.LightningModule):
         num_classes = getattr(self.model, "num_classes", None) or len(class_names or ())
         self.val_metrics = _metric_collection(num_classes)
         self.test_metrics = _metric_collection(num_classes)
+        # False when the validation images all have one class (SALICON: natural_images): accuracy means nothing
+        self.log_accuracy = True
 
     def forward(self, image: torch.Tensor):
         return self.model(image)
@@ -71,6 +74,8 @@ class UMSILitModule(pl.LightningModule):
         metrics["nss"].update(saliency, fixations, mask=fixations.flatten(1).sum(dim=1) > 0)
         metrics["acc"].update(out.logits.detach(), batch["label"])
         for name, metric in metrics.items():
+            if name == "acc" and not self.log_accuracy:
+                continue
             self.log(f"{prefix}/{name}", metric, on_step=False, on_epoch=True, prog_bar=name == "cc")
         return {"saliency": saliency, "logits": out.logits.detach()}
 

@@ -85,4 +85,4 @@ def _check_salicon_mix(cfg: DictConfig) -> None:
     if not images.is_dir():  # the data check names the missing folder
         return
     found = sum(1 for p in images.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
-    salicon_mix(int(requested), found, images)
+    salicon_mix(int(requested), found, root)

@@ -22,20 +22,23 @@ from hydra.core.global_hydra import GlobalHydra
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.loggers import WandbLogger
+from torch.utils.data import ConcatDataset
 
+from umsi import runs
 from umsi.callbacks.handoff import best_checkpoint
 from umsi.checkpoints.files import SafeCheckpointIO, read_checkpoint
-from umsi.data.splits import SPLIT_FILE, write_split
+from umsi.data.splits import write_split
 from umsi.errors import MissingPathError
 from umsi.models import without_encoder_init
 from umsi.training.data_check import check_training_data
-from umsi.training.evaluate import evaluate, print_summary
+from umsi.training.evaluate import print_summary
 from umsi.training.module import UMSILitModule, load_weights
 from umsi.training.preflight import check_stage_needs
 from umsi.utils.io import atomic_write, remove_partial_files, write_json
+from umsi.utils.once import one_run
 
 log = logging.getLogger(__name__)
-STAGES = ("pretrain", "finetune")
+STAGES = runs.STAGES
 
 
 @dataclass
@@ -68,15 +71,47 @@ def build_datamodule(cfg: DictConfig, skip_files: Sequence[str] = ()) -> pl.Ligh
     return datamodule
 
 
+def weights_origin(cfg: DictConfig, from_checkpoint: bool = False) -> tuple[int, str]:
+    """Where the weights of ``cfg``'s stage come from, as (log level, one line): a resumed checkpoint
+    (``ckpt_path``), ``init_ckpt`` (in the pipeline's finetuning, the pretraining stage's best checkpoint), the
+    caller's checkpoint (``from_checkpoint``), a local encoder file (``model.pretrained_file``, which wins), timm's
+    ImageNet weights (``model.pretrained``: its cache folder), or random (a warning)."""
+    stage = OmegaConf.select(cfg, "stage.name", default=None) or "this"
+    model = cfg.get("model") or {}
+    encoder = model.get("encoder", "the encoder")
+    if cfg.get("ckpt_path"):
+        return logging.INFO, f"{stage} stage: weights from the resumed checkpoint ckpt_path={cfg.ckpt_path}"
+    if cfg.get("init_ckpt"):
+        return logging.INFO, f"{stage} stage: weights from init_ckpt={cfg.init_ckpt} (every layer)"
+    if from_checkpoint:
+        return logging.INFO, f"{stage} stage: weights from a checkpoint loaded after building"
+    if model.get("pretrained_file"):
+        return logging.INFO, (
+            f"{stage} stage: encoder {encoder} from model.pretrained_file={model.pretrained_file}; heads and "
+            "classifier random"
+        )
+    if model.get("pretrained"):
+        from umsi.models.encoder import pretrained_cache_dir
+
+        return logging.INFO, (
+            f"{stage} stage: encoder {encoder} from timm's ImageNet weights (model.pretrained=true, timm's cache "
+            f"{pretrained_cache_dir(str(encoder))}); heads and classifier random"
+        )
+    return logging.WARNING, (
+        f"{stage} stage: training starts from random weights (model.pretrained=false, no model.pretrained_file, "
+        "init_ckpt or ckpt_path)"
+    )
+
+
 def build_module(cfg: DictConfig, class_names: list[str], from_checkpoint: bool = False) -> UMSILitModule:
     """The LightningModule of ``cfg``. The encoder starts from ``model.pretrained_file`` or timm's ImageNet weights
     (``model.pretrained``) unless the weights come from a checkpoint: ``init_ckpt`` (loaded here), ``ckpt_path``
-    (a resumed run) or ``from_checkpoint`` (the caller loads them); then no ImageNet weights are read."""
+    (a resumed run) or ``from_checkpoint`` (the caller loads them); then no ImageNet weights are read. Logs where
+    the weights come from (:func:`weights_origin`)."""
     model = _container(cfg.model)
     if from_checkpoint or cfg.get("init_ckpt") or cfg.get("ckpt_path"):
         model = without_encoder_init(model)
-    elif not model.get("pretrained") and model.get("pretrained_file") is None:
-        log.warning("training starts from random weights (model.pretrained=false, no pretrained_file or init_ckpt)")
+    log.log(*weights_origin(cfg, from_checkpoint))
     module = UMSILitModule(
         model=model,
         loss=_container(cfg.loss),
@@ -84,9 +119,21 @@ def build_module(cfg: DictConfig, class_names: list[str], from_checkpoint: bool 
         class_names=list(class_names),
     )
     if cfg.get("init_ckpt"):
-        log.info("initialising weights from %s", cfg.init_ckpt)
         load_weights(module, cfg.init_ckpt)
     return module
+
+
+def validation_classes(datamodule: pl.LightningDataModule) -> set[int]:
+    """The class labels (≥ 0) of a set-up datamodule's validation items."""
+    pending = [getattr(datamodule, "val_set", None)]
+    labels: set[int] = set()
+    while pending:
+        dataset = pending.pop()
+        if isinstance(dataset, ConcatDataset):
+            pending += list(dataset.datasets)
+        elif dataset is not None:
+            labels |= {item.label for item in getattr(dataset, "items", ()) if item.label >= 0}
+    return labels
 
 
 LAST_CHECKPOINT = "last"
@@ -101,7 +148,7 @@ def resume_checkpoint(cfg: DictConfig, output_dir: Path) -> str | None:
         if value and not Path(value).is_file():
             raise MissingPathError(f"ckpt_path={value}: no such checkpoint")
         return value
-    last = output_dir / "checkpoints" / "last.ckpt"
+    last = runs.last_checkpoint(output_dir)
     if not last.is_file():
         raise MissingPathError(
             f"ckpt_path=last: {last} does not exist. Start the stopped run again in its own folder, e.g. "
@@ -171,13 +218,16 @@ def train_stage(cfg: DictConfig, finish_wandb: bool = True) -> StageResult:
     ckpt_path = resume_checkpoint(cfg, output_dir)
     cfg = _wandb_overrides(cfg, output_dir, resuming=ckpt_path is not None)
     cfg = _csv_overrides(cfg, ckpt_path)
-    atomic_write(output_dir / "config.yaml", lambda tmp: OmegaConf.save(cfg, tmp, resolve=True))
+    atomic_write(runs.config_file(output_dir), lambda tmp: OmegaConf.save(cfg, tmp, resolve=True))
     skipped = check_training_data(cfg.data, output_dir)
     pl.seed_everything(cfg.seed, workers=True)
     datamodule = build_datamodule(cfg, skipped)
     if getattr(datamodule, "split", None):  # umsi-eval scores exactly these validation lists
-        write_split(output_dir / SPLIT_FILE, datamodule.split)
+        write_split(runs.split_file(output_dir), datamodule.split)
     module = build_module(cfg, datamodule.class_names)
+    module.log_accuracy = len(validation_classes(datamodule)) > 1
+    if not module.log_accuracy:
+        log.info("val/acc is not logged: every validation image of this stage has the same class")
     callbacks = _instantiate_all(cfg.get("callbacks"))
     if cfg.get("scheduler"):
         callbacks.append(instantiate(cfg.scheduler))
@@ -185,7 +235,7 @@ def train_stage(cfg: DictConfig, finish_wandb: bool = True) -> StageResult:
     for logger in loggers:
         logger.log_hyperparams({"config": _container(cfg)})
     _remember_wandb_id(loggers, output_dir)
-    for stale in remove_partial_files(output_dir / "checkpoints"):
+    for stale in remove_partial_files(runs.checkpoints_dir(output_dir)):
         log.warning("removed %s, a checkpoint cut off by an earlier crash (the complete ones are kept)", stale)
     trainer: pl.Trainer = instantiate(
         cfg.trainer, callbacks=callbacks, logger=loggers or False, plugins=[SafeCheckpointIO()]
@@ -225,18 +275,15 @@ def _finish_wandb(summary: dict[str, Any] | None = None) -> None:
         pass
 
 
-def evaluate_checkpoint(
-    cfg: DictConfig, checkpoint: str, skip_files: Sequence[str] = ()
-) -> dict[str, dict[str, float]]:
-    """Load ``checkpoint`` into the configured model and evaluate it on the stage's validation data (without
-    the items of ``skip_files``, as in training)."""
-    datamodule = build_datamodule(cfg, skip_files)
-    module = build_module(OmegaConf.merge(cfg, {"init_ckpt": None}), datamodule.class_names, from_checkpoint=True)
-    load_weights(module, checkpoint)
+def evaluate_checkpoint(cfg: DictConfig, checkpoint: str) -> dict[str, Any]:
+    """The end-of-run evaluation of ``checkpoint`` on the validation images its stage recorded (``split.json``):
+    scored by ``umsi-eval``'s own code (:func:`umsi.evaluation.runner.final_evaluation`: original frame, ``umsi``
+    convention, the MIT centre-bias placement), so ``summary.json`` and ``umsi-eval``'s tables agree."""
+    from umsi.evaluation.runner import final_evaluation
+
     device = "cuda" if torch.cuda.is_available() and cfg.trainer.get("accelerator") != "cpu" else "cpu"
-    summary = evaluate(module.model, datamodule.val_dataloader(), device)
+    summary = final_evaluation(checkpoint, cfg, device=device)
     summary["checkpoint"] = {"path": checkpoint}
-    summary["classes"] = {"names": datamodule.class_names}
     return summary
 
 
@@ -273,7 +320,7 @@ def compose_stage(stage: str, overrides: list[str], extra: list[str]) -> DictCon
 
 def _resume_if_started(cfg: DictConfig, stage_dir: Path) -> list[str]:
     """With ``ckpt_path=last`` a pipeline resumes each stage that has a ``last.ckpt`` and starts the others."""
-    if cfg.get("ckpt_path") == LAST_CHECKPOINT and not (stage_dir / "checkpoints" / "last.ckpt").is_file():
+    if cfg.get("ckpt_path") == LAST_CHECKPOINT and not runs.last_checkpoint(stage_dir).is_file():
         return ["ckpt_path=null"]
     return []
 
@@ -315,14 +362,16 @@ def run_pipeline(cfg: DictConfig, overrides: list[str]) -> dict[str, Any]:
     pretrain = train_stage(stages["pretrain"])
     if not pretrain.best_checkpoint:
         raise RuntimeError("pretraining wrote no best checkpoint (is callbacks.model_checkpoint configured?)")
-    log.info("best pretrain checkpoint: %s (val/loss %s)", pretrain.best_checkpoint, pretrain.best_score)
+    log.info(
+        "best pretrain checkpoint: %s (val/loss %s): finetuning starts from it",
+        pretrain.best_checkpoint,
+        pretrain.best_score,
+    )
     finetune_cfg = _pipeline_stage(cfg, overrides, "finetune", root, [f"init_ckpt={pretrain.best_checkpoint}"])
     finetune = train_stage(finetune_cfg, finish_wandb=False)
     if not finetune.is_global_zero:
         return {}
-    summary = evaluate_checkpoint(
-        finetune_cfg, finetune.best_checkpoint or finetune.last_checkpoint, finetune.skipped_files
-    )
+    summary = evaluate_checkpoint(finetune_cfg, finetune.best_checkpoint or finetune.last_checkpoint)
     summary["stages"] = {
         "pretrain_best": pretrain.best_checkpoint,
         "pretrain_best_val_loss": pretrain.best_score,
@@ -335,6 +384,11 @@ def run_pipeline(cfg: DictConfig, overrides: list[str]) -> dict[str, Any]:
 def run(cfg: DictConfig, overrides: list[str] | None = None) -> dict[str, Any]:
     """Run ``cfg.stage.name`` (pretrain, finetune or pipeline), write ``summary.json`` in the run folder and
     print the validation table. Returns the summary (empty on the non-zero ranks of a plain-DDP run)."""
+    with one_run():  # each warn_once warning is said once per run
+        return _run(cfg, overrides)
+
+
+def _run(cfg: DictConfig, overrides: list[str] | None) -> dict[str, Any]:
     output_dir = Path(cfg.paths.output_dir)
     start = time.perf_counter()
     if cfg.stage.name == "pipeline":
@@ -343,7 +397,7 @@ def run(cfg: DictConfig, overrides: list[str] | None = None) -> dict[str, Any]:
         check_stage_needs({cfg.stage.name: cfg})
         result = train_stage(cfg, finish_wandb=False)
         checkpoint = result.best_checkpoint or result.last_checkpoint
-        summary = evaluate_checkpoint(cfg, checkpoint, result.skipped_files) if result.is_global_zero else {}
+        summary = evaluate_checkpoint(cfg, checkpoint) if result.is_global_zero else {}
     else:
         raise ValueError(f"stage.name={cfg.stage.name!r}: choose pretrain, finetune or pipeline")
     if not summary:  # a non-zero rank of a plain-DDP (or SLURM) run: rank 0 evaluates and writes the summary
@@ -351,9 +405,9 @@ def run(cfg: DictConfig, overrides: list[str] | None = None) -> dict[str, Any]:
     summary["wall_seconds"] = round(time.perf_counter() - start, 1)
     summary["overrides"] = list(overrides or [])
     _finish_wandb(summary)
-    write_json(output_dir / "summary.json", summary)
+    write_json(runs.summary_file(output_dir), summary)
     print_summary(summary, title=f"{cfg.stage.name}: validation of the final model")
-    log.info("summary written to %s", output_dir / "summary.json")
+    log.info("summary written to %s", runs.summary_file(output_dir))
     return summary
 
 
