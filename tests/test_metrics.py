@@ -9,13 +9,13 @@ from types import ModuleType
 
 import numpy as np
 import pytest
-import scipy.ndimage
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
 from umsi.metrics import functional as M
+from umsi.metrics import sums
 from umsi.metrics import reference as R
 from umsi.metrics.collection import SALIENCY_METRICS, ClassAccuracy, MeanSaliencyMetric
 
@@ -285,15 +285,6 @@ def test_sauc_perfect_and_inverted_separation() -> None:
     assert M.sauc(1 - pred, fix, other).item() == pytest.approx(0.0, abs=1e-12)
 
 
-def test_gaussian_blur_matches_scipy_reflect() -> None:
-    x = torch.rand(2, 9, 13, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
-    for sigma in (0.8, 3.0, 7.0):  # 7 > the map size: reflection repeats
-        expected = np.stack([scipy.ndimage.gaussian_filter(a, sigma, mode="reflect", truncate=4.0) for a in x.numpy()])
-        np.testing.assert_allclose(M.gaussian_blur(x, sigma).numpy(), expected, atol=1e-12)
-        assert M.gaussian_blur(x[:, None].float(), sigma).shape == (2, 1, 9, 13)
-    assert torch.equal(M.gaussian_blur(x, 0), x)
-
-
 def test_fixation_points_convert_and_bounds_are_checked() -> None:
     points = [np.array([[0, 0], [3.7, 1.2], [3, 1]]), torch.zeros(0, 2)]
     counts = M.fixations_to_map(points, 2, 4, binary=False)
@@ -377,7 +368,7 @@ def test_fast_metrics_equal_the_float64_reference_within_1e_6(
     # 1000 ± 0.001 under "mit", is the reference's own rounding (test_nss_and_cc_keep_their_precision_far_from_zero).
     # ``block`` shrinks the CPU working blocks so that small maps take the paths of large ones.
     if block:
-        monkeypatch.setattr(M, "_BLOCK_ELEMENTS", block)
+        monkeypatch.setattr(sums, "_BLOCK_ELEMENTS", block)
     rng = np.random.default_rng(size[0])
     b, (h, w) = 2, size
     fix = torch.from_numpy(rng.random((b, h, w)) < 0.03).float()
@@ -651,7 +642,7 @@ def test_class_accuracy_counts_overall_and_per_class() -> None:
 def test_sauc_draws_the_negatives_a_full_sort_draws() -> None:
     # sauc takes the first min(Nfix, M) positions of a random order by partial selection; the set must be the one
     # argsort gives, also where keys tie at the boundary (coarse keys force ties).
-    from umsi.metrics.functional import _first_in_random_order
+    from umsi.metrics.evaluation import _first_in_random_order
 
     gen = torch.Generator().manual_seed(7)
     for keys in (torch.rand(50, 3000, generator=gen), torch.randint(0, 40, (50, 3000), generator=gen).float()):

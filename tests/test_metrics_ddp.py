@@ -15,6 +15,7 @@ from pytorch_lightning.strategies import DDPStrategy
 from pytorch_lightning.strategies.launchers.multiprocessing import _MultiProcessingLauncher
 from torch.utils.data import DataLoader, Dataset
 
+from umsi.data.postprocess import gaussian_blur
 from umsi.metrics import functional as M
 from umsi.metrics.collection import ClassAccuracy, MeanSaliencyMetric
 
@@ -34,7 +35,7 @@ class SyntheticSaliency(Dataset):
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
         gen = torch.Generator().manual_seed(index)
         image = torch.rand(1, SIZE, SIZE, generator=gen, dtype=torch.float64)
-        target = M.gaussian_blur(torch.rand(1, SIZE, SIZE, generator=gen, dtype=torch.float64), 1.5)
+        target = gaussian_blur(torch.rand(1, SIZE, SIZE, generator=gen, dtype=torch.float64), 1.5)
         fixations = (torch.rand(1, SIZE, SIZE, generator=gen) > 0.85).double()
         if index not in WITH_FIXATIONS:
             fixations.zero_()
@@ -44,7 +45,7 @@ class SyntheticSaliency(Dataset):
 
 def predict(image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Fixed 'model': a blurred, squared input as the map; logits from simple image statistics."""
-    saliency = M.gaussian_blur(image.pow(2), 1.0)
+    saliency = gaussian_blur(image.pow(2), 1.0)
     flat = image.flatten(1)
     return saliency, torch.stack([flat.mean(1), flat.std(1), flat[:, :8].mean(1)], dim=1)
 

@@ -27,8 +27,9 @@ from tqdm.auto import tqdm
 
 from umsi.checkpoints.loading import LoadedModel
 from umsi.data.layouts import SaliencyItem, read_salicon_fixations
+from umsi.data.postprocess import postprocess_maps
 from umsi.data.readers import read_image_bgr, read_map
-from umsi.data.transforms import SampleTransform, fixation_pixels, letterbox, unletterbox
+from umsi.data.transforms import SampleTransform, fixation_pixels, letterbox
 from umsi.metrics import functional as M
 
 CONVENTIONS = ("umsi", "mit")
@@ -272,11 +273,8 @@ def _score_one(
     if maps is None:
         pred = baseline
     else:
-        pred_map = maps[i, 0].float()
-        if settings.blur_sigma:
-            pred_map = M.gaussian_blur(pred_map[None], settings.blur_sigma)[0]
-        pred_map = pred_map.cpu().numpy()
-        pred = torch.from_numpy(unletterbox(pred_map, hw) if settings.frame == "original" else pred_map)
+        size = hw if settings.frame == "original" else None  # None: stay in the letterboxed frame
+        pred = torch.from_numpy(postprocess_maps(maps[i : i + 1], [size], settings.blur_sigma)[0])
     wanted = points is not None and settings.wants("sauc")
     nonfix = others.nonfixation_map(batch["index"][i], frame) if wanted else None
     record: dict[str, Any] = {"path": batch["path"][i]}

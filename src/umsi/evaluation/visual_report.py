@@ -25,13 +25,13 @@ import torch
 
 from umsi.checkpoints.loading import LoadedModel
 from umsi.data.layouts import SaliencyItem
+from umsi.data.postprocess import postprocess_maps
 from umsi.data.readers import read_image_bgr, read_map
-from umsi.data.transforms import SampleTransform, unletterbox
+from umsi.data.transforms import SampleTransform
 from umsi.errors import ConfigError
 from umsi.evaluation import figures as F
 from umsi.evaluation.report import DATASET_TITLES, TABLES, paper_tables
 from umsi.evaluation.training_log import stage_logs
-from umsi.metrics import functional as M
 from umsi.utils.io import atomic_write
 from umsi.visualize import MAP_STYLES, PredictionRow, class_title, figure_png, prediction_grid, row_label
 
@@ -173,10 +173,8 @@ def predicted_rows(
         )
         with torch.no_grad():
             maps = loaded.model(inputs.to(device)).saliency.float()
-        if blur_sigma:
-            maps = M.gaussian_blur(maps[:, 0], blur_sigma)[:, None]
-        for i, (image, target) in enumerate(zip(images, targets, strict=True)):
-            pred = unletterbox(maps[i, 0].cpu().numpy(), target.shape)
+        preds = postprocess_maps(maps, [target.shape[:2] for target in targets], blur_sigma)
+        for i, (image, target, pred) in enumerate(zip(images, targets, preds, strict=True)):
             rows.append(PredictionRow(image[..., ::-1], target, pred, labels[start + i]))
     return rows
 

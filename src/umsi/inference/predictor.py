@@ -17,10 +17,10 @@ import numpy as np
 import torch
 from PIL import Image
 
+from umsi.data.postprocess import postprocess_maps
 from umsi.data.readers import read_image_bgr
-from umsi.data.transforms import letterbox, normalize_image, unletterbox
+from umsi.data.transforms import letterbox, normalize_image
 from umsi.inference.fold import fold_batchnorm
-from umsi.metrics.functional import gaussian_blur
 from umsi.models.umsi import UMSIOutput
 
 ImageInput = Union[str, Path, Image.Image, np.ndarray]  # noqa: UP007 (a runtime alias)
@@ -157,12 +157,10 @@ class Predictor:
         blur_sigma: float | None,
     ) -> list[Prediction]:
         """Network maps (B, sh, sw) → predictions at each original (H, W): blur σ (output pixels), un-letterbox,
-        min–max scale."""
-        if blur_sigma:
-            maps = gaussian_blur(maps, float(blur_sigma))
+        min–max scale (``umsi.data.postprocess.postprocess_maps``, then :func:`min_max`)."""
+        heatmaps = postprocess_maps(maps, sizes, blur_sigma)
         return [
-            Prediction(min_max(unletterbox(m.numpy(), size)), p.numpy(), self.class_names)
-            for m, p, size in zip(maps, probabilities, sizes, strict=True)
+            Prediction(min_max(m), p.numpy(), self.class_names) for m, p in zip(heatmaps, probabilities, strict=True)
         ]
 
     def predict(
