@@ -242,6 +242,60 @@ def test_a_bad_upload_in_a_dynamic_batch_leaves_the_others_alone(
         assert answer["class"] == ref.row["class"]
 
 
+def test_one_failing_item_fails_alone_in_a_dynamic_batch(
+    checkpoint: Path, images: Path, reference: dict[str, Reference], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """LitServe issue #340: an exception for one item used to make every answer of its batch a 500. Here one item
+    fails in preprocessing, one in the batch's forward pass (which is then run image by image) and one in encoding;
+    each gets its own answer, and the others of the batch are answered as umsi-predict answers them."""
+    import umsi.serving.api as api_module
+    from umsi.data.transforms import ImageShapeError
+    from umsi.serving.api import UMSIServeAPI
+
+    api = UMSIServeAPI(str(checkpoint), max_batch_size=4)
+    api.setup("cpu")
+    predictor = api.predictor
+    marks = {"odd.png": 37, "tall.png": 401}  # each image's height marks it below
+    preprocess, forward, overlay_jpeg = predictor.preprocess, predictor.forward, api_module.overlay_jpeg
+
+    def failing_preprocess(image: np.ndarray) -> Any:
+        if image.shape[0] == marks["odd.png"]:
+            raise RuntimeError("preprocess broke")
+        return preprocess(image)
+
+    def failing_forward(batch: torch.Tensor) -> Any:
+        if any(torch.equal(row, wide_input) for row in batch):  # the batch, then wide.jpg alone
+            raise RuntimeError("forward broke")
+        return forward(batch)
+
+    def failing_overlay(image: np.ndarray, *args: Any) -> bytes:
+        if image.shape[0] == marks["tall.png"]:
+            raise ValueError("encode broke")
+        return overlay_jpeg(image, *args)
+
+    wide_input = preprocess(cv2.imread(str(images / "wide.jpg")))
+    monkeypatch.setattr(predictor, "preprocess", failing_preprocess)
+    monkeypatch.setattr(predictor, "forward", failing_forward)
+    monkeypatch.setattr(api_module, "overlay_jpeg", failing_overlay)
+    names = ["poster.png", "odd.png", "wide.jpg", "tall.png"]
+    payloads = [
+        {"data": (images / n).read_bytes(), "name": n, "format": "image", "answer": "overlay"}
+        if n in ("poster.png", "tall.png")
+        else {"data": (images / n).read_bytes(), "name": n, "format": "image", "answer": "json"}
+        for n in names
+    ]
+    responses = [api.encode_response(out) for out in api.predict([api.decode_request(p) for p in payloads])]
+    assert [r.status_code for r in responses] == [200, 500, 500, 500]
+    details = [json.loads(r.body)["detail"] for r in responses[1:]]
+    for name, detail, why in zip(names[1:], details, ("preprocess", "forward", "encode"), strict=True):
+        assert detail.startswith(f"{name}: the server failed on this image (") and f"{why} broke" in detail, detail
+        assert "other requests are not affected" in detail and "\n" not in detail
+    assert responses[0].body == reference["poster.png"].overlay  # the batch's good image, byte for byte
+    # a user error of one item (an ImageShapeError) keeps its own 4xx
+    shape_error = api_module.rejection("x.png", ImageShapeError("x.png is 1×200000 pixels: …", 413))
+    assert (shape_error.status, shape_error.message) == (413, "x.png is 1×200000 pixels: …")
+
+
 def test_bench_serve_part_measures_server_and_in_process_in_one_run(tmp_path: Path) -> None:
     """make bench's serve part at its --quick sizes (numbers are never asserted, only that they exist)."""
     from umsi.bench.run import write_benchmarks
@@ -402,6 +456,76 @@ def test_32_concurrent_requests_mixed_good_and_bad(
             assert response.status_code == 200 and response.content == reference[name].heatmap, name
         else:
             assert response.status_code == bad[name][2], (name, response.status_code, response.text)
+    assert get_json(server.url + "/health")[0] == 200
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# issue 23: faults replayed against the server
+
+
+def _peak_rss_mb(pid: int) -> float:
+    """The peak resident memory (VmHWM) of ``pid`` and every process below it, in MB (Linux /proc)."""
+    total = 0.0
+    for process in {pid, *_descendants(pid)}:
+        try:
+            status = Path(f"/proc/{process}/status").read_text()
+        except OSError:
+            continue
+        total += next((int(line.split()[1]) / 1024 for line in status.splitlines() if line.startswith("VmHWM")), 0.0)
+    return total
+
+
+def test_extreme_aspect_ratio_is_served_in_o_of_its_pixels(server: ServerProcess) -> None:
+    """A valid 1×40,000 PNG (a few hundred bytes) is answered at its own size without the 30,000×40,000 canvas the
+    old un-letterboxing made (about 5 GB): the server's peak memory grows < 500 MB. A 1×200,000 PNG (no overlay
+    JPEG can hold it) is a one-line 413, and the server keeps serving."""
+    strip = _png_bytes(Image.fromarray(_rgb(1, 40_000, 5)))
+    before = _peak_rss_mb(server.process.pid)
+    response = _post(server, files={"image": ("banner.png", strip)})
+    assert response.status_code == 200, response.text[-500:]
+    assert response.json()["input_size"] == {"height": 1, "width": 40_000}
+    heatmap = cv2.imdecode(np.frombuffer(base64.b64decode(response.json()["heatmap_png"]), np.uint8), -1)
+    assert heatmap.shape == (1, 40_000)
+    overlay = _post(server, "?overlay=true", files={"image": ("banner.png", strip)})
+    assert overlay.status_code == 200 and overlay.content[:2] == b"\xff\xd8"
+    grown = _peak_rss_mb(server.process.pid) - before
+    assert grown < 500, f"peak memory grew {grown:.0f} MB"
+    huge = _post(server, files={"image": ("ribbon.png", _png_bytes(Image.fromarray(_rgb(1, 200_000, 6))))})
+    assert huge.status_code == 413, huge.text[-500:]
+    assert huge.json()["detail"] == (
+        "ribbon.png is 200000×1 pixels: a side over 65,535 pixels has no overlay JPEG; crop or downscale it"
+    )
+    assert get_json(server.url + "/health")[0] == 200
+
+
+NON_LATIN_NAMES = ["плакат.png", "αφίσα.png", "海报.png", "ポスター.png", "ملصق.png"]
+
+
+def test_non_latin_file_names_get_an_ascii_name_and_rfc5987_filename(server: ServerProcess, images: Path) -> None:
+    """Cyrillic, Greek, Chinese, Japanese and Arabic upload names: the PNG and overlay answers carry an ASCII
+    ``filename`` and the original as ``filename*=utf-8''…`` (RFC 5987/6266), which decodes back to it."""
+    from urllib.parse import unquote
+
+    data = (images / "poster.png").read_bytes()
+    for name in NON_LATIN_NAMES:
+        stem = Path(name).stem
+        for query, suffix in (("?format=png", "_heatmap.png"), ("?overlay=true", "_overlay.jpg")):
+            response = _post(server, query, files={"image": (name, data)})
+            assert response.status_code == 200, (name, query, response.text[-300:])
+            header = response.headers["content-disposition"]
+            header.encode("ascii")  # what a Latin-1 header line can carry
+            plain, star = header.split("; filename*=")
+            assert re.fullmatch(r'inline; filename="[A-Za-z0-9._-]+"', plain), header
+            assert star.startswith("utf-8''") and unquote(star[len("utf-8''") :]) == stem + suffix
+
+
+def test_deeply_nested_json_is_a_400(server: ServerProcess) -> None:
+    """``[`` × 100,000 or an object nested 5,000 deep overflowed the JSON parser's recursion (500)."""
+    bodies = {"array": b"[" * 100_000, "object": b'{"a":' * 5_000 + b"1" + b"}" * 5_000}
+    for kind, body in bodies.items():
+        response = _post(server, data=body, headers={"Content-Type": "application/json"})
+        assert response.status_code == 400, (kind, response.status_code, response.text[-300:])
+        assert response.json()["detail"] == 'the JSON body is nested too deeply to parse: send {"image": "<base64>"}'
     assert get_json(server.url + "/health")[0] == 200
 
 

@@ -12,6 +12,7 @@ import numpy as np
 import torch
 
 from umsi.data.layouts import inside_image
+from umsi.errors import DataFileError
 
 # Caffe/VGG means of the B, G, R channels; the official model subtracts them with no scaling.
 CAFFE_BGR_MEAN = (103.939, 116.779, 123.68)
@@ -51,25 +52,95 @@ def letterbox(array: np.ndarray, dst_hw: tuple[int, int]) -> np.ndarray:
     return canvas
 
 
+def _linear_taps(count: int, src: int, scale: float, offset: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The two source indices and the weight of the second for ``count`` output samples ``offset, offset + 1, …``
+    of a bilinear resize whose source/destination ratio is ``scale``, placed as ``cv2.resize`` (INTER_LINEAR)
+    places them: x = (j + 0.5)·scale − 0.5, clamped to the edge pixels."""
+    x = (np.arange(offset, offset + count, dtype=np.float64) + 0.5) * scale - 0.5
+    low = np.floor(x)
+    weight = x - low
+    weight[(low < 0) | (low >= src - 1)] = 0.0
+    low = np.clip(low, 0, src - 1).astype(np.intp)
+    return low, np.minimum(low + 1, src - 1), weight.astype(np.float32)
+
+
 def unletterbox(saliency: np.ndarray, original_hw: tuple[int, int]) -> np.ndarray:
     """Bring a map predicted in the letterboxed frame (Ho, Wo) back to the original (H, W), as the official
-    ``postprocess_predictions``: scale the canvas so the image's relatively longer side fits, then crop the bars.
+    ``postprocess_predictions`` (umsi-reference §3): scale the canvas so the image's relatively longer side fits,
+    then crop the bars.
 
     If H/Ho > W/Wo the canvas is resized to (H, ⌊Wo·H/Ho⌋) and columns [(that − W)//2, +W) are kept; otherwise to
-    (⌊Ho·W/Wo⌋, W) and the rows are cropped the same way. Bilinear (``cv2.INTER_LINEAR``), float32 in and out.
+    (⌊Ho·W/Wo⌋, W) and the rows are cropped the same way; bilinear, sampled where ``cv2.resize`` (INTER_LINEAR)
+    samples. Only the kept strip is computed, in output-map coordinates (the crop first, then each axis resized
+    on its own), so time and memory are O(H·W + Ho·Wo), never the full resized canvas: a 1×40,000 image needs
+    40,000 values, not a 30,000×40,000 canvas: the kept strip of the cropped axis is interpolated from the
+    (Ho, Wo) map (NumPy), then the other axis is resized with ``cv2.resize``. The same values as resize-then-crop
+    within float32 rounding (tests/test_eval.py).
+    float32 (H, W) out; ``saliency`` (Ho, Wo) any real dtype.
     """
     out_h, out_w = saliency.shape[:2]
-    height, width = original_hw
+    height, width = int(original_hw[0]), int(original_hw[1])
+    if height < 1 or width < 1:
+        raise ValueError(f"unletterbox to {original_hw}: the size must be at least 1×1")
     saliency = np.asarray(saliency, dtype=np.float32)
-    if height / out_h > width / out_w:
+    if height / out_h > width / out_w:  # resized canvas (H, new_w): the kept columns, then every row
         new_w = max(width, (out_w * height) // out_h)
-        resized = cv2.resize(saliency, (new_w, height), interpolation=cv2.INTER_LINEAR)
-        left = (new_w - width) // 2
-        return resized[:, left : left + width]
-    new_h = max(height, (out_h * width) // out_w)
-    resized = cv2.resize(saliency, (width, new_h), interpolation=cv2.INTER_LINEAR)
-    top = (new_h - height) // 2
-    return resized[top : top + height]
+        strip = _lerp(saliency, _linear_taps(width, out_w, out_w / new_w, (new_w - width) // 2), axis=1)
+    else:  # resized canvas (new_h, W): the kept rows, then every column
+        new_h = max(height, (out_h * width) // out_w)
+        strip = _lerp(saliency, _linear_taps(height, out_h, out_h / new_h, (new_h - height) // 2), axis=0)
+    if min(strip.shape) > 1:  # the other axis spans the whole canvas: a plain resize, (Ho, W) or (H, Wo) → (H, W)
+        return cv2.resize(strip, (width, height), interpolation=cv2.INTER_LINEAR)
+    # a one-pixel strip: OpenCV resizes a single row or column on a coarser path (2e-5 off), so NumPy does it too
+    if strip.shape[0] == height:
+        return _lerp(strip, _linear_taps(width, strip.shape[1], strip.shape[1] / width), axis=1)
+    return _lerp(strip, _linear_taps(height, strip.shape[0], strip.shape[0] / height), axis=0)
+
+
+def _lerp(array: np.ndarray, taps: tuple[np.ndarray, np.ndarray, np.ndarray], axis: int) -> np.ndarray:
+    low, high, weight = taps
+    shape = (-1, 1) if axis == 0 else (1, -1)
+    first = np.take(array, low, axis=axis)
+    return first + (np.take(array, high, axis=axis) - first) * weight.reshape(shape)
+
+
+# The result canvas guard (:func:`check_result_shape`). Un-letterboxing costs O(H·W), so the image's own size is the
+# only canvas left: its heatmap and overlay are written at H×W, and JPEG (the overlay) stops at 65,535 pixels a side.
+# Past 320:1 a strip already fills less than one row of the 240×320 network input (the letterbox keeps one); the
+# aspect bound is a sanity limit above the strips people send (1×40,000 banners are served).
+MAX_ASPECT = 50_000
+MAX_RESULT_SIDE = 65_535
+
+
+class ImageShapeError(DataFileError):
+    """An image whose result canvas is unreasonable (:func:`check_result_shape`); ``status`` is the HTTP answer."""
+
+    kind = "image shape"
+
+    def __init__(self, message: str, status: int) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def check_result_shape(hw: tuple[int, int], name: str, max_aspect: float = MAX_ASPECT) -> None:
+    """Refuse an image of (H, W) pixels whose heatmap and overlay cannot be made at its own size: a side over
+    ``MAX_RESULT_SIDE`` (65,535, JPEG's limit; :class:`ImageShapeError` with status 413) or an aspect ratio
+    max(H, W) / min(H, W) over ``max_aspect`` (status 400). ``name`` names the file or upload in the one-line
+    message, which says what to send instead."""
+    height, width = int(hw[0]), int(hw[1])
+    if max(height, width) > MAX_RESULT_SIDE:
+        raise ImageShapeError(
+            f"{name} is {width}×{height} pixels: a side over {MAX_RESULT_SIDE:,} pixels has no overlay JPEG; "
+            "crop or downscale it",
+            413,
+        )
+    aspect = max(height, width) / max(1, min(height, width))
+    if aspect > max_aspect:
+        raise ImageShapeError(
+            f"{name} is {width}×{height} pixels, an aspect ratio of {aspect:,.0f}:1 (at most {max_aspect:,.0f}:1): "
+            "the network would see less than a pixel of it; crop it into tiles of a sensible shape",
+            400,
+        )
 
 
 def fixation_pixels(

@@ -32,7 +32,7 @@ from tqdm import tqdm
 from umsi.checkpoints.loading import resolve_checkpoint
 from umsi.data.layouts import IMAGE_SUFFIXES
 from umsi.data.readers import read_image_bgr
-from umsi.data.transforms import letterbox, normalize_image
+from umsi.data.transforms import check_result_shape, letterbox, normalize_image
 from umsi.errors import ConfigError
 from umsi.inference.predictor import Prediction, Predictor, load
 from umsi.utils.io import atomic_write, write_json
@@ -138,6 +138,7 @@ class _ImageFiles(Dataset):
     def __getitem__(self, index: int) -> dict[str, Any]:
         try:
             image = read_image_bgr(self.jobs[index].source)
+            check_result_shape(image.shape[:2], "the image")
             tensor = normalize_image(letterbox(image, self.input_size), self.preprocessing)
         except Exception as err:  # any decoder failure is reported per file
             return {"index": index, "error": str(err) or type(err).__name__}

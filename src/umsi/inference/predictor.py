@@ -19,7 +19,7 @@ from PIL import Image
 
 from umsi.data.postprocess import postprocess_maps
 from umsi.data.readers import read_image_bgr
-from umsi.data.transforms import letterbox, normalize_image
+from umsi.data.transforms import check_result_shape, letterbox, normalize_image
 from umsi.inference.fold import fold_batchnorm
 from umsi.models.umsi import UMSIOutput
 
@@ -171,13 +171,17 @@ class Predictor:
     ) -> Prediction | list[Prediction]:
         """Heatmaps and class probabilities for one image or a sequence of paths / PIL images / arrays.
         ``batch_size`` None: 1 on the CPU (where the network runs ``chunk_size`` images at a time anyway), 16 on a
-        GPU."""
+        GPU. Raises :class:`~umsi.data.transforms.ImageShapeError` naming the image (its path, or its position)
+        when its heatmap cannot be made at its own size (:func:`~umsi.data.transforms.check_result_shape`)."""
         single = isinstance(images, str | Path | Image.Image | np.ndarray)
         items = [images] if single else list(images)
         batch_size = batch_size or (1 if self.device.type == "cpu" else 16)
         results: list[Prediction] = []
         for start in range(0, len(items), batch_size):
             bgr = [as_bgr(image) for image in items[start : start + batch_size]]
+            for number, (image, array) in enumerate(zip(items[start : start + batch_size], bgr, strict=True)):
+                name = str(image) if isinstance(image, str | Path) else f"image {start + number}"
+                check_result_shape(array.shape[:2], name)
             maps, probabilities = self.forward(torch.stack([self.preprocess(b) for b in bgr]))
             results += self.postprocess(maps, probabilities, [b.shape[:2] for b in bgr], blur_sigma)
         return results[0] if single else results

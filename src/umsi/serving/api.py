@@ -11,15 +11,21 @@ Request flow:
    ``umsi-predict`` does); ``encode_response`` writes the PNG / JPEG with :mod:`umsi.visualize`, byte for byte
    what ``umsi-predict`` writes.
 
-A request whose bytes do not decode becomes a :class:`Rejected` value, not an exception: LitServe fails a whole
-dynamic batch when one of its requests raises, so the other images of the batch are answered normally.
+LitServe fails a whole dynamic batch when one of its requests raises (LitServe issue #340), so no step raises for
+one item: a request whose bytes do not decode, or whose preprocessing, forward pass, post-processing or encoding
+fails, becomes a :class:`Rejected` value (its own 4xx for a user error, 500 otherwise, with one line naming the
+upload) and the other images of the batch are answered normally. A batch whose forward pass fails is run again
+image by image, so only the image at fault fails.
 
 No ``from __future__ import annotations`` here: LitServe reads ``decode_request``'s annotation at run time to
 build the FastAPI route, and the ``Annotated[…, Depends(read_upload)]`` must be a real object.
 """
 
 import base64
+import logging
+import unicodedata
 from dataclasses import dataclass
+from email.utils import encode_rfc2231
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -32,7 +38,7 @@ from starlette.datastructures import UploadFile
 from starlette.formparsers import MultiPartException, MultiPartParser
 
 from umsi.data.readers import decode_image_bgr
-from umsi.errors import DataFileError
+from umsi.errors import DataFileError, UserError
 from umsi.serving.uploads import (
     UploadError,
     answer_kind,
@@ -53,6 +59,7 @@ class UploadLimits:
     max_pixels: int
 
 
+log = logging.getLogger(__name__)
 _CURL = "send the image as a file field, e.g. curl -F image=@photo.jpg"
 
 
@@ -119,6 +126,20 @@ class Rejected:
     message: str
 
 
+def rejection(name: str, err: BaseException) -> Rejected:
+    """One item's failure as its own answer: a user error (a bad image) its status (``status``, else 400) and
+    message; anything else 500, logged with its traceback, saying the other requests were not affected."""
+    first = next((line.strip() for line in str(err).splitlines() if line.strip()), "")
+    if isinstance(err, UserError):
+        return Rejected(getattr(err, "status", 400), f"{name}: {first}" if not first.startswith(name) else first)
+    log.error("%s failed in the inference worker", name, exc_info=err)
+    return Rejected(
+        500,
+        f"{name}: the server failed on this image ({type(err).__name__}: {first or 'no message'}); other requests "
+        "are not affected, and the log has the details",
+    )
+
+
 @dataclass
 class Served:
     """A decoded upload and its prediction."""
@@ -166,6 +187,8 @@ class UMSIServeAPI(ls.LitAPI):
                 f"{request['name']}: the {request['format']} data does not decode (truncated or corrupt): "
                 "send the complete file",
             )
+        except Exception as err:  # anything else fails this request only
+            return rejection(request["name"], err)
         return Decoded(image, request["name"], request["answer"])
 
     def predict(self, x: Any) -> Any:
@@ -175,24 +198,59 @@ class UMSIServeAPI(ls.LitAPI):
         return self._predict_all([x])[0]
 
     def _predict_all(self, items: list[Decoded | Rejected]) -> list[Served | Rejected]:
+        """Each item's result or its own :class:`Rejected`: a failure of one item never reaches the others."""
         results: list[Any] = list(items)
-        good = [i for i, item in enumerate(items) if isinstance(item, Decoded)]
-        if good:
-            import torch
-
-            predictor = self.predictor
-            images = [items[i].image for i in good]
-            maps, probabilities = predictor.forward(torch.stack([predictor.preprocess(image) for image in images]))
-            sizes = [image.shape[:2] for image in images]
-            for i, prediction in zip(
-                good, predictor.postprocess(maps, probabilities, sizes, self.blur_sigma), strict=True
-            ):
-                results[i] = Served(items[i], prediction.heatmap, prediction.probabilities)
+        good, inputs = [], []
+        for i, item in enumerate(items):
+            if isinstance(item, Decoded):
+                try:
+                    inputs.append(self.predictor.preprocess(item.image))
+                    good.append(i)
+                except Exception as err:
+                    results[i] = rejection(item.name, err)
+        for i, output in zip(good, self._forward(inputs), strict=True):
+            item = items[i]
+            try:
+                if isinstance(output, Exception):
+                    raise output
+                maps, probabilities = output
+                prediction = self.predictor.postprocess(maps, probabilities, [item.image.shape[:2]], self.blur_sigma)[0]
+                results[i] = Served(item, prediction.heatmap, prediction.probabilities)
+            except Exception as err:
+                results[i] = rejection(item.name, err)
         return results
+
+    def _forward(self, inputs: list[Any]) -> list[tuple[Any, Any] | Exception]:
+        """(1, sh, sw) map and (1, K) probabilities per (3, h, w) input, from one forward pass of the batch; when
+        that fails, from one pass per input, each failure kept as that input's exception."""
+        if not inputs:
+            return []
+        import torch
+
+        try:
+            maps, probabilities = self.predictor.forward(torch.stack(inputs))
+            return [(maps[k : k + 1], probabilities[k : k + 1]) for k in range(len(inputs))]
+        except Exception as err:
+            if len(inputs) == 1:
+                return [err]
+        outputs: list[tuple[Any, Any] | Exception] = []
+        for tensor in inputs:
+            try:
+                outputs.append(self.predictor.forward(tensor[None]))
+            except Exception as err:
+                outputs.append(err)
+        return outputs
 
     def encode_response(self, output: Served | Rejected) -> Response:
         if isinstance(output, Rejected):
             return JSONResponse({"detail": output.message}, status_code=output.status)
+        try:
+            return self._encode(output)
+        except Exception as err:  # this answer fails alone
+            rejected = rejection(output.upload.name, err)
+            return JSONResponse({"detail": rejected.message}, status_code=rejected.status)
+
+    def _encode(self, output: Served) -> Response:
         upload, stem = output.upload, Path(output.upload.name).stem or "image"
         if upload.answer == "png":
             return _file_response(heatmap_png(output.heatmap), "image/png", f"{stem}_heatmap.png")
@@ -213,6 +271,16 @@ class UMSIServeAPI(ls.LitAPI):
         )
 
 
+def content_disposition(filename: str) -> str:
+    """``inline`` with an ASCII ``filename`` (letters outside ASCII decomposed or dropped, other characters ``_``)
+    and, when that differs from ``filename``, the original as RFC 5987 / 6266 ``filename*=utf-8''…``: HTTP headers
+    are Latin-1 on the wire, so a Cyrillic, Greek, CJK or Arabic name cannot be sent as it is."""
+    ascii_name = unicodedata.normalize("NFKD", filename).encode("ascii", "ignore").decode("ascii")
+    safe = "".join(c if c.isalnum() or c in "._-" else "_" for c in ascii_name)
+    safe = f"image{safe}" if safe.startswith(".") else safe  # nothing left of the stem: not a hidden file
+    header = f'inline; filename="{safe}"'
+    return header if safe == filename else f"{header}; filename*={encode_rfc2231(filename, 'utf-8')}"
+
+
 def _file_response(data: bytes, media: str, filename: str) -> Response:
-    safe = "".join(c if c.isalnum() or c in "._-" else "_" for c in filename)
-    return Response(data, media_type=media, headers={"Content-Disposition": f'inline; filename="{safe}"'})
+    return Response(data, media_type=media, headers={"Content-Disposition": content_disposition(filename)})

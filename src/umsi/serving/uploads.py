@@ -3,10 +3,11 @@
 Pure functions over bytes and strings (no web framework), each raising :class:`UploadError` with the HTTP status
 and one line saying what was wrong and what to send instead:
 
-* 400 — an empty upload, a malformed JSON body or base64 string, a multipart body without a file, an unknown
-  query parameter or value, bytes that start like an image but do not decode (truncated, corrupt);
+* 400 — an empty upload, a malformed or too deeply nested JSON body, a malformed base64 string, a multipart body
+  without a file, an unknown query parameter or value, bytes that start like an image but do not decode
+  (truncated, corrupt), an image of an aspect ratio over 50,000:1 (:func:`~umsi.data.transforms.check_result_shape`);
 * 413 — a request body over ``max_upload_mb``, an image over ``max_megapixels`` (a decompression bomb: a
-  20000×20000 PNG is 50 kB);
+  20000×20000 PNG is 50 kB) or with a side over 65,535 pixels (no overlay JPEG can hold it);
 * 415 — a Content-Type other than ``multipart/form-data`` or ``application/json``, bytes that are not an image.
 
 The image size comes from the file header (Pillow reads only the header), so a bomb is refused before any
@@ -23,6 +24,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from PIL import Image
+
+from umsi.data.transforms import ImageShapeError, check_result_shape
 
 ACCEPTED_TYPES = ("multipart/form-data", "application/json")
 ANSWERS = ("json", "png", "overlay")
@@ -103,6 +106,8 @@ def image_from_json(body: bytes) -> tuple[bytes, str]:
         payload = json.loads(body)
     except (ValueError, UnicodeDecodeError) as err:
         raise UploadError(400, f'the JSON body does not parse ({err}): send {{"image": "<base64>"}}') from None
+    except RecursionError:  # json's parser recurses once per level: [[[[… 100,000 deep
+        raise UploadError(400, 'the JSON body is nested too deeply to parse: send {"image": "<base64>"}') from None
     if not isinstance(payload, dict) or not isinstance(payload.get("image"), str):
         raise UploadError(400, 'the JSON body has no \'image\' string: send {"image": "<base64 of the file>"}')
     text = payload["image"]
@@ -135,4 +140,8 @@ def check_image(data: bytes, name: str, max_pixels: int) -> Upload:
         ) from None
     if width * height > max_pixels:
         raise UploadError(413, f"{name} is {width}×{height} = {width * height:,} pixels; {limit}")
+    try:
+        check_result_shape((height, width), name)
+    except ImageShapeError as err:
+        raise UploadError(err.status, str(err)) from None
     return Upload(data, name, fmt, width, height)
