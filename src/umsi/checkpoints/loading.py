@@ -126,7 +126,10 @@ def _default_name(path: Path) -> str:
 def find_latest_checkpoint(outputs: str | Path) -> Path:
     """The final model of the newest ``umsi-train`` run under ``outputs`` (``<date>/<time>/summary.json``):
     the best finetuned checkpoint of the newest pipeline run (what ``make train`` runs), or, when there is no
-    pipeline run, the evaluated checkpoint of the newest single-stage run."""
+    pipeline run, the evaluated checkpoint of the newest single-stage run.
+
+    Raises :class:`~umsi.errors.MissingPathError` (a ``FileNotFoundError``) when there is none: the tools print it
+    as one line and exit 2."""
     summaries = sorted(Path(outputs).glob("*/*/summary.json"), key=lambda p: p.stat().st_mtime, reverse=True)
     runs = [json.loads(p.read_text()) for p in summaries]
     pipeline = [(s.get("stages") or {}).get("finetune_best") for s in runs]
@@ -134,7 +137,7 @@ def find_latest_checkpoint(outputs: str | Path) -> Path:
     for candidate in [*pipeline, *single]:
         if candidate and Path(candidate).is_file():
             return Path(candidate)
-    raise FileNotFoundError(
+    raise MissingPathError(
         f"no finished umsi-train run with a checkpoint under {outputs}; run `make train` first or pass "
         "checkpoints=[path/to/model.ckpt]"
     )
@@ -142,7 +145,8 @@ def find_latest_checkpoint(outputs: str | Path) -> Path:
 
 def resolve_checkpoint(cfg: Any) -> Path:
     """``cfg.ckpt``: a path, or ``latest`` (the newest ``umsi-train`` run under ``cfg.outputs_dir``, read only
-    then). Raises ``FileNotFoundError`` with a message naming the ``ckpt`` key."""
+    then). Raises :class:`~umsi.errors.MissingPathError` (a ``FileNotFoundError``) with a message naming the
+    ``ckpt`` key."""
     ckpt = cfg.ckpt
     if ckpt is None or str(ckpt) == "":
         raise FileNotFoundError("ckpt is not set: pass ckpt=path/to/model.ckpt or ckpt=latest")
@@ -150,11 +154,11 @@ def resolve_checkpoint(cfg: Any) -> Path:
         try:
             return find_latest_checkpoint(cfg.outputs_dir)
         except FileNotFoundError:
-            raise FileNotFoundError(
+            raise MissingPathError(
                 f"ckpt=latest: no finished umsi-train run with a checkpoint under {cfg.outputs_dir} (outputs_dir); "
                 "run `make train` first or pass ckpt=path/to/model.ckpt"
             ) from None
     path = Path(str(ckpt)).expanduser()
     if not path.is_file():
-        raise FileNotFoundError(f"ckpt={ckpt}: no such file (a checkpoint, converted weights or an exported model)")
+        raise MissingPathError(f"ckpt={ckpt}: no such file (a checkpoint, converted weights or an exported model)")
     return path
