@@ -17,7 +17,7 @@ TEST_ARGS ?=
 TF_VENV ?= .venv-tf
 KERAS_ARGS ?=
 
-.PHONY: install data train eval test test-all bench bench-keras tf-venv lint format clean
+.PHONY: install test-deps data train eval test test-all docs bench bench-keras tf-venv lint format clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -40,10 +40,15 @@ train: data
 eval: data
 	$(VENV)/bin/umsi-eval $(ARGS)
 
-test: install
+# The system packages the tests need (Debian's chromium + chromium-driver for the browser test of the serve page),
+# installed with apt-get when missing; without root or apt-get it stops here, naming them and the command.
+test-deps:
+	@scripts/test_system_deps.sh
+
+test: test-deps install
 	WANDB_MODE=disabled $(PY) -m pytest -m "not slow" $(TEST_ARGS)
 
-test-all: install
+test-all: test-deps install
 	WANDB_MODE=disabled $(PY) -m pytest $(TEST_ARGS)
 
 # Benchmarks: framework vs plain loop, inference, data pipeline, metrics -> outputs/bench/<date>/bench.{json,md}

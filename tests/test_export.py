@@ -14,6 +14,7 @@ from hydra import compose, initialize_config_dir
 from torch import nn
 
 from umsi.checkpoints.exported import ExportedNetwork, export_model, load_exported, parity_check
+from umsi.errors import MissingPathError
 from umsi.inference.export import export_from_config
 from umsi.models import UMSI
 from umsi.paths import CONFIG_DIR
@@ -146,21 +147,31 @@ def _export_cfg(outputs: Path, *extra: str):
 
 
 @pytest.mark.parametrize(
-    ("overrides", "message"),
+    ("overrides", "error", "message"),
     [
-        (["ckpt=/no/such/model.ckpt"], r"^ckpt=/no/such/model\.ckpt: no such file"),
-        (["format=tflite"], r"^format=tflite is not supported"),
-        (["ckpt=latest"], r"^ckpt=latest: no finished umsi-train run with a checkpoint under .*\(outputs_dir\)"),
-        (["ckpt={ckpt}", "format=torchscript", "output=x.onnx"], r"^output=x\.onnx: a torchscript file must end"),
-        (["ckpt={ckpt}", "input_size=[0,5]"], r"^input_size=\[0, 5\]: input_size must be"),
-        (["ckpt={ckpt}"], r"^ckpt=.*model\.ckpt: cannot load it"),
+        (["ckpt=/no/such/model.ckpt"], MissingPathError, r"^ckpt=/no/such/model\.ckpt: no such file"),
+        (["format=tflite"], SystemExit, r"^format=tflite is not supported"),
+        (
+            ["ckpt=latest"],
+            MissingPathError,
+            r"^ckpt=latest: no finished umsi-train run with a checkpoint under .*\(outputs_dir\)",
+        ),
+        (
+            ["ckpt={ckpt}", "format=torchscript", "output=x.onnx"],
+            SystemExit,
+            r"^output=x\.onnx: a torchscript file must end",
+        ),
+        (["ckpt={ckpt}", "input_size=[0,5]"], SystemExit, r"^input_size=\[0, 5\]: input_size must be"),
+        (["ckpt={ckpt}"], SystemExit, r"^ckpt=.*model\.ckpt: cannot load it"),
     ],
 )
-def test_cli_errors_name_the_key(tmp_path: Path, overrides: list[str], message: str) -> None:
+def test_cli_errors_name_the_key(
+    tmp_path: Path, overrides: list[str], error: type[BaseException], message: str
+) -> None:
     ckpt = tmp_path / "model.ckpt"
     ckpt.write_bytes(b"")
     cfg = _export_cfg(tmp_path / "outputs", *(o.format(ckpt=ckpt) for o in overrides))
-    with pytest.raises(SystemExit, match=message):
+    with pytest.raises(error, match=message):
         export_from_config(cfg)
 
 

@@ -534,7 +534,7 @@ def _chrome(profile: Path) -> Any:
     from selenium.webdriver.chrome.service import Service
 
     missing = [path for path in (CHROMIUM, CHROMEDRIVER) if not Path(path).exists()]
-    assert not missing, f"{missing} missing: apt-get install -y chromium chromium-driver (what .ci/run does)"
+    assert not missing, f"{missing} missing: apt-get install -y chromium chromium-driver (make test installs them)"
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
     for flag in (

@@ -284,14 +284,15 @@ def finished_runs(outputs: str | Path) -> Iterator[tuple[Path, dict[str, Any]]]:
 def latest_checkpoint(outputs: str | Path) -> Path:
     """The final model of the newest ``umsi-train`` run under ``outputs``: the best finetuned checkpoint of the
     newest pipeline run (what ``make train`` runs), or, when there is no pipeline run, the evaluated checkpoint of
-    the newest single-stage run. Raises ``FileNotFoundError`` when there is none."""
+    the newest single-stage run. Raises :class:`~umsi.errors.MissingPathError` (a ``FileNotFoundError``) when there
+    is none: the tools print it as one line and exit 2."""
     runs = [summary for _, summary in finished_runs(outputs)]
     pipeline = [(s.get("stages") or {}).get("finetune_best") for s in runs]
     single = [(s.get("checkpoint") or {}).get("path") for s in runs]
     for candidate in [*pipeline, *single]:
         if candidate and Path(candidate).is_file():
             return Path(candidate)
-    raise FileNotFoundError(
+    raise MissingPathError(
         f"no finished umsi-train run with a checkpoint under {outputs}; run `make train` first or pass "
         "checkpoints=[path/to/model.ckpt]"
     )

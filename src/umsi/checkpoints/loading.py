@@ -147,16 +147,16 @@ def model_file(path: str | Path, key: str = "ckpt") -> Path:
 
 def resolve_checkpoint(cfg: Any) -> Path:
     """``cfg.ckpt``: a path, a run or stage folder (:func:`model_file`), or ``latest`` (the newest ``umsi-train``
-    run under ``cfg.outputs_dir``, read only then). Raises ``FileNotFoundError`` with a message naming the ``ckpt``
+    run under ``cfg.outputs_dir``, read only then). Raises ``MissingPathError`` with a message naming the ``ckpt``
     key."""
     ckpt = cfg.ckpt
     if ckpt is None or str(ckpt) == "":
-        raise FileNotFoundError("ckpt is not set: pass ckpt=path/to/model.ckpt, ckpt=<run folder> or ckpt=latest")
+        raise MissingPathError("ckpt is not set: pass ckpt=path/to/model.ckpt, ckpt=<run folder> or ckpt=latest")
     if str(ckpt) == "latest":
         try:
             return find_latest_checkpoint(cfg.outputs_dir)
         except FileNotFoundError:
-            raise FileNotFoundError(
+            raise MissingPathError(
                 f"ckpt=latest: no finished umsi-train run with a checkpoint under {cfg.outputs_dir} (outputs_dir); "
                 "run `make train` first or pass ckpt=path/to/model.ckpt"
             ) from None

@@ -26,13 +26,6 @@ def _human_size(n_bytes: int) -> str:
     return f"{n_bytes / 2**20:.1f} MiB" if n_bytes >= 2**20 else f"{n_bytes / 2**10:.1f} KiB"
 
 
-def _resolve_checkpoint(cfg: DictConfig) -> Path:
-    try:
-        return resolve_checkpoint(cfg)
-    except FileNotFoundError as err:
-        raise SystemExit(str(err)) from None
-
-
 def _output_path(cfg: DictConfig, fmt: str, ckpt: Path) -> Path:
     if cfg.output is None:
         return ckpt.with_suffix(DEFAULT_SUFFIX[fmt])
@@ -48,7 +41,7 @@ def export_from_config(cfg: DictConfig) -> Path:
     fmt = str(cfg.format)
     if fmt not in FORMATS:
         raise SystemExit(f"format={fmt} is not supported; choose one of {', '.join(FORMATS)}")
-    ckpt = _resolve_checkpoint(cfg)
+    ckpt = resolve_checkpoint(cfg)  # MissingPathError: one line, exit code 2 (hydra_cli)
     output = _output_path(cfg, fmt, ckpt)
     if output.exists() and not cfg.overwrite:
         raise SystemExit(f"{output} already exists; pass overwrite=true to replace it (or output=...)")
