@@ -31,7 +31,11 @@ def test_imp1k_plus_salicon_sampler_draws_the_recorded_items() -> None:
 
 def _imp1k_paths(root: Path, seed: int) -> list[list[str]]:
     dm = Imp1kDataModule(
-        root=str(root / "imp1k"), salicon_root=str(root / "salicon"), salicon_per_epoch=5, num_classes=6, seed=seed,
+        root=str(root / "imp1k"),
+        salicon_root=str(root / "salicon"),
+        salicon_per_epoch=5,
+        num_classes=6,
+        seed=seed,
         num_workers=0,
     )
     dm.setup("fit")
