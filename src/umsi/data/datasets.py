@@ -26,8 +26,8 @@ log = logging.getLogger(__name__)
 class SaliencyDataset(Dataset):
     """Items → dict(image (3, H, W), saliency (1, sH, sW), fixations (1, sH, sW), label (), index (),
     path str, and dataset () when ``tag`` is set). Fixations outside the image are dropped. Items without a
-    fixation file, or without a fixation inside the image, get an all-zero fixation map: they train on their map (the NSS loss term is 0) and are
-    left out of the validation NSS.
+    fixation file, or without a fixation inside the image, get an all-zero fixation map: they train on their map
+    (the NSS loss term is 0) and are left out of the validation NSS.
 
     With a ``cache`` (:mod:`umsi.data.cache`) the letterboxed uint8 arrays come from its memory map instead of
     being decoded; the tensors are the same. A cache holds letterboxed arrays, so it excludes augmentation.
