@@ -102,9 +102,11 @@ def test_mix_classes_are_the_union_by_name(synthetic_root: Path, tmp_path: Path)
         num_workers=0,
     )
     dm.setup("fit")
-    assert dm.class_names == sorted([*IMP1K_CLASSES, *UEYES_CATEGORIES]) + [NATURAL_IMAGES]
+    assert dm.class_names == [*sorted([*IMP1K_CLASSES, *UEYES_CATEGORIES]), NATURAL_IMAGES]
     assert dm.val_datasets == ["imp1k", "salicon", "ueyes", "osie"]
-    labels = {name: {it.label for it in ds.items} for name, ds in zip(dm.val_datasets, dm.val_set.datasets)}
+    labels = {
+        name: {it.label for it in ds.items} for name, ds in zip(dm.val_datasets, dm.val_set.datasets, strict=True)
+    }
     natural = dm.class_names.index(NATURAL_IMAGES)
     assert labels["salicon"] == labels["osie"] == {natural}
     assert labels["ueyes"] == {dm.class_names.index(c) for c in UEYES_CATEGORIES}
