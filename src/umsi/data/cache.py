@@ -29,7 +29,8 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from umsi.data.layouts import SaliencyItem, read_salicon_fixations
+from umsi.data.fixations import read_fixations
+from umsi.data.layouts import SaliencyItem
 from umsi.data.readers import read_image_bgr, read_map
 from umsi.data.transforms import letterbox
 from umsi.utils.io import atomic_write, write_json
@@ -192,7 +193,7 @@ def _decode(item: SaliencyItem) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     image, saliency = read_image_bgr(item.image), read_map(item.saliency)
     if saliency.shape[:2] != image.shape[:2]:
         saliency = cv2.resize(saliency, (image.shape[1], image.shape[0]), interpolation=cv2.INTER_LINEAR)
-    points = read_salicon_fixations(item.fixations) if item.fixations else np.zeros((0, 2), np.float32)
+    points = read_fixations(item.fixations) if item.fixations else np.zeros((0, 2), np.float32)
     return image, saliency, np.asarray(points, dtype=np.float32).reshape(-1, 2)
 
 

@@ -19,10 +19,11 @@ from typing import Any, Literal
 
 import cv2
 import numpy as np
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 from PIL import Image
 from tqdm import tqdm
 
+from umsi.data.fixations import load_fixations
 from umsi.data.layouts import (
     GDI_LIST_FILES,
     GDI_SPLITS,
@@ -30,10 +31,10 @@ from umsi.data.layouts import (
     IMP1K_SPLIT_FILE,
     NATURAL_IMAGES,
     DatasetLayoutError,
-    load_salicon_fixations,
     read_class_mapping,
     read_name_list,
 )
+from umsi.data.registry import LAYOUTS, find_items
 from umsi.errors import ConfigError
 
 __all__ = ["DatasetConfigError", "Problem", "check_dataset", "format_report", "layout_kind", "scan_dataset"]
@@ -239,6 +240,31 @@ def _plan_gdi(root: Path, problems: list[Problem]) -> _Plan:
     return plan
 
 
+def _plan_registered(kind: str, root: Path, data: Mapping[str, Any], problems: list[Problem]) -> _Plan:
+    """The plan of a registered layout (:mod:`umsi.data.registry`): its reader's issues become problems, and every
+    file it found (images, maps, per-image fixation files) is opened as training opens it."""
+    options = (
+        {key: OmegaConf.select(data, str(key), throw_on_resolution_failure=False) for key in data}
+        if isinstance(data, DictConfig)
+        else dict(data)
+    )
+    try:
+        found = find_items(kind, root, options)
+    except DatasetLayoutError as err:
+        raise DatasetConfigError(str(err)) from None
+    problems += [Problem(i.severity, i.path, i.message, i.fix) for i in found.issues]
+    plan = _Plan(other_files=found.other_files)
+    for item in found.items:
+        plan.images.append(item.image)
+        if item.saliency is not None:
+            plan.maps.append(item.saliency)
+            plan.pairs.append((item.image, item.saliency))
+        if item.fixations is not None and item.points is None:
+            plan.fixations.append(item.fixations)
+            plan.image_of[item.fixations] = item.image
+    return plan
+
+
 # ------------------------------------------------------------------------------------------------ files
 
 
@@ -353,10 +379,14 @@ def _check_fixations(path: Path, problems: list[Problem], image_size: tuple[int,
     """Read a ``.mat`` file as training does, against its image's (width, height) when known (else the file's
     ``resolution``): an unreadable file is an error; points outside the image (dropped, the count per file) and
     a file with no point inside the image are warnings."""
-    fix = "re-download the SALICON 2017 fixation file (a 'gaze' struct array with 'fixations')"
+    fix = (
+        "re-download the SALICON 2017 fixation file (a 'gaze' struct array with 'fixations')"
+        if path.suffix.lower() == ".mat"
+        else "re-export the fixation file (see umsi.data.fixations for the formats)"
+    )
     image_hw = (image_size[1], image_size[0]) if image_size is not None else None
     try:
-        fixations = load_salicon_fixations(path, image_hw)
+        fixations = load_fixations(path, image_hw)
     except Exception as err:
         problems.append(_error(path, f"unusable fixation file: {_describe(err, path)}", fix))
         return
@@ -407,9 +437,10 @@ def _size_warning(image: Path, saliency: Path, image_size: tuple[int, int], map_
 
 
 def layout_kind(data: Mapping[str, Any] | DictConfig) -> str:
-    """``salicon``, ``imp1k`` or ``gdi`` from a ``data`` config (its ``kind`` or ``_target_``); else ``""``."""
+    """The layout of a ``data`` config: its ``layout`` (a registered layout, :mod:`umsi.data.registry`), ``kind``
+    or ``_target_`` (``salicon``, ``imp1k``, ``gdi``); else ``""``."""
     target = str(data.get("_target_") or "")
-    return str(data.get("kind") or _KIND_BY_TARGET.get(target.rsplit(".", 1)[-1], ""))
+    return str(data.get("layout") or data.get("kind") or _KIND_BY_TARGET.get(target.rsplit(".", 1)[-1], ""))
 
 
 def _resolve(data: Mapping[str, Any] | DictConfig, root: str | Path | None) -> tuple[str, Path, dict[str, Any]]:
@@ -417,8 +448,11 @@ def _resolve(data: Mapping[str, Any] | DictConfig, root: str | Path | None) -> t
     kind = layout_kind(data)
     options = {"class_mapping": data.get("class_mapping"), "split_file": data.get("split_file", IMP1K_SPLIT_FILE)}
     root = root if root is not None else data.get("root")
-    if kind not in KINDS:
-        raise DatasetConfigError(f"unknown dataset layout {kind!r}: use data=salicon, data=imp1k or data=gdi")
+    if kind not in KINDS and kind not in LAYOUTS:
+        raise DatasetConfigError(
+            f"unknown dataset layout {kind!r}: use data=<one of {sorted({*KINDS, *LAYOUTS})}> (data=mix is checked "
+            "per dataset by umsi-train)"
+        )
     if not root:
         raise DatasetConfigError("data.root is not set: pass data.root=<dataset folder>")
     root = Path(str(root))
@@ -447,7 +481,9 @@ def scan_dataset(
         data = {"kind": data, "class_mapping": class_mapping, "split_file": split_file}
     kind, root_path, options = _resolve(data, root)
     problems: list[Problem] = []
-    if kind == "salicon":
+    if kind not in KINDS:
+        plan = _plan_registered(kind, root_path, data, problems)
+    elif kind == "salicon":
         plan = _plan_salicon(root_path, problems)
     elif kind == "imp1k":
         plan = _plan_imp1k(root_path, problems, options["class_mapping"], options["split_file"])

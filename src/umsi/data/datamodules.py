@@ -95,14 +95,14 @@ class SaliencyDataModule(pl.LightningDataModule):
             augmentation = build_augmentation(**{"seed": self.seed, **self.augmentation_kwargs})
         return SampleTransform(self.input_size, self.output_scale, self.preprocessing, augmentation)
 
-    def dataset(self, items: Sequence[SaliencyItem], train: bool, name: str) -> SaliencyDataset:
+    def dataset(self, items: Sequence[SaliencyItem], train: bool, name: str, tag: int | None = None) -> SaliencyDataset:
         """A dataset of ``items``, read from the split's cache ``name`` (built or reused here, with a progress
-        bar) when ``cache_dir`` is set."""
+        bar) when ``cache_dir`` is set; ``tag``: see :class:`SaliencyDataset`."""
         transform = self.transform(train)
         cache = None
         if self.cache_dir is not None:
             cache = ensure_cache(self.cache_dir, name, items, transform.input_size, transform.output_size)
-        return SaliencyDataset(items, transform, cache)
+        return SaliencyDataset(items, transform, cache, tag)
 
     def _epoch(self) -> int:
         """The epoch the next training loader is for: Lightning sets samplers' epochs only after it has created

@@ -26,7 +26,8 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
 from umsi.checkpoints.loading import LoadedModel
-from umsi.data.layouts import SaliencyItem, read_salicon_fixations
+from umsi.data.fixations import read_fixations
+from umsi.data.layouts import SaliencyItem
 from umsi.data.postprocess import postprocess_maps
 from umsi.data.readers import read_image_bgr, read_map
 from umsi.data.transforms import SampleTransform, fixation_pixels, letterbox
@@ -119,7 +120,7 @@ class _EvalDataset(Dataset):
         item = self.items[index]
         image, saliency = read_image_bgr(item.image), read_map(item.saliency)
         image_hw = image.shape[:2]
-        points = read_salicon_fixations(item.fixations, image_hw=image_hw) if item.fixations else None
+        points = read_fixations(item.fixations, image_hw=image_hw) if item.fixations else None
         sample = self.transform(image, saliency, points if points is not None else np.zeros((0, 2), np.float32))
         sample.update(
             original_map=saliency.astype(np.float32) / 255.0,
@@ -158,7 +159,7 @@ class OtherFixations:
                 self.image_hw.append((1, 1))
                 continue
             hw = read_image_bgr(item.image).shape[:2]
-            self.points.append(read_salicon_fixations(item.fixations, image_hw=hw))
+            self.points.append(read_fixations(item.fixations, image_hw=hw))
             self.image_hw.append(hw)
         self._totals: dict[tuple, torch.Tensor] = {}
 

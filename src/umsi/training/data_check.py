@@ -8,11 +8,14 @@ cannot be skipped and always stop the run. The full report goes to ``<stage fold
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
 
 from umsi.data.check import Problem, format_report, layout_kind, scan_dataset
 from umsi.data.layouts import IMAGE_SUFFIXES, IMP1K_SPLIT_FILE
@@ -22,22 +25,51 @@ from umsi.utils.io import atomic_write
 log = logging.getLogger(__name__)
 
 REPORT_NAME = "data_check.txt"
-_ITEM_FILE_SUFFIXES = (*IMAGE_SUFFIXES, ".mat")
+_ITEM_FILE_SUFFIXES = (*IMAGE_SUFFIXES, ".mat", ".npy", ".csv")
 _HOW_TO_GO_ON = (
     "Fix or remove these files (README: 'When your data is broken'), or train without the items they belong to "
     "with data.skip_invalid=true (each one is logged), or skip the check with data.validate=false."
 )
 
 
-def _trees(data: Mapping[str, Any]) -> list[tuple[str, str, str | None, str | None]]:
-    """(layout, root, class mapping, split file) of every tree a training datamodule reads: Imp1k also mixes in
-    SALICON."""
+def _layout_options(entry: Mapping[str, Any]) -> str:
+    """A registered layout's options (its config keys but the root) as sorted JSON: part of the scan's key."""
+    plain = OmegaConf.to_container(entry, resolve=True) if isinstance(entry, DictConfig) else dict(entry)
+    return json.dumps({k: v for k, v in plain.items() if k != "root"}, sort_keys=True, default=str)
+
+
+def _mix_trees(data: Mapping[str, Any]) -> list[tuple[str, str, str | None, str | None, str]]:
+    """The trees of a ``data=mix`` (every entry that applies to ``data.stage``) or of one registered dataset."""
+    stage = data.get("stage")
+    entries = data.get("datasets")
+    if entries is None:  # one registered dataset (RegistryDataModule): its own keys are the layout's options
+        entries = [{**data, "name": data.get("name") or data.get("layout")}]
+    trees = []
+    for entry in entries:
+        if entry.get("stages") and stage is not None and stage not in entry["stages"]:
+            continue
+        kind = str(entry.get("layout") or entry.get("name"))
+        if kind == "imp1k":
+            trees.append((kind, str(entry["root"]), None, entry.get("split_file", IMP1K_SPLIT_FILE), ""))
+        elif kind in ("salicon", "gdi"):
+            trees.append((kind, str(entry["root"]), None, None, ""))
+        else:
+            trees.append((kind, str(entry["root"]), None, None, _layout_options({"seed": data.get("seed"), **entry})))
+    return trees
+
+
+def _trees(data: Mapping[str, Any]) -> list[tuple[str, str, str | None, str | None, str]]:
+    """(layout, root, class mapping, split file, layout options) of every tree a training datamodule reads: Imp1k
+    also mixes in SALICON; a mix reads each of its datasets."""
+    if data.get("datasets") is not None or data.get("layout"):
+        return _mix_trees(data)
     kind = layout_kind(data)
     if kind == "salicon":
-        return [("salicon", str(data.get("root")), None, None)]
+        return [("salicon", str(data.get("root")), None, None, "")]
     if kind == "imp1k":
-        imp1k = ("imp1k", str(data.get("root")), data.get("class_mapping"), data.get("split_file", IMP1K_SPLIT_FILE))
-        return [imp1k, ("salicon", str(data.get("salicon_root")), None, None)]
+        split_file = data.get("split_file", IMP1K_SPLIT_FILE)
+        imp1k = ("imp1k", str(data.get("root")), data.get("class_mapping"), split_file, "")
+        return [imp1k, ("salicon", str(data.get("salicon_root")), None, None, "")]
     return []  # GDI is evaluation-only; its datamodule refuses to train
 
 
@@ -55,13 +87,19 @@ def _file_stamps(*paths: str | None) -> int:
     return hash(tuple(sorted((f, (st := os.stat(f)).st_size, st.st_mtime_ns) for f in files)))
 
 
-def _scan_once(tree: tuple[str, str, str | None, str | None], progress: bool) -> tuple[list[Problem], int]:
+def _scan_once(tree: tuple[str, str, str | None, str | None, str], progress: bool) -> tuple[list[Problem], int]:
     """:func:`scan_dataset` of ``tree``, reused in this process while none of its files changed: a pipeline's
     finetuning mixes in the SALICON tree that pretraining has just checked."""
-    kind, root, class_mapping, split_file = tree
+    kind, root, class_mapping, split_file, options = tree
     key = (*tree, _file_stamps(root, class_mapping))
     if key not in _SCANS:
-        _SCANS[key] = scan_dataset(kind, root, class_mapping=class_mapping, split_file=split_file, progress=progress)
+        if options:
+            layout = {"layout": kind, **json.loads(options)}
+            _SCANS[key] = scan_dataset(layout, root, progress=progress)
+        else:
+            _SCANS[key] = scan_dataset(
+                kind, root, class_mapping=class_mapping, split_file=split_file, progress=progress
+            )
     return _SCANS[key]
 
 

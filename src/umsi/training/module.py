@@ -46,6 +46,16 @@ class UMSILitModule(pl.LightningModule):
         self.test_metrics = _metric_collection(num_classes)
         # False when the validation images all have one class (SALICON: natural_images): accuracy means nothing
         self.log_accuracy = True
+        self.num_classes = num_classes
+        self.dataset_metrics = nn.ModuleDict()  # per dataset of a mix (setup): val/<dataset>/<metric>
+
+    def setup(self, stage: str) -> None:
+        """One metric collection per validation dataset the datamodule names (``val_datasets`` of a
+        :class:`~umsi.data.mix.MixDataModule`), logged as ``val/<dataset>/cc|kl|nss|acc``."""
+        datamodule = getattr(self.trainer, "datamodule", None) if self._trainer is not None else None
+        for name in getattr(datamodule, "val_datasets", None) or ():
+            if name not in self.dataset_metrics:
+                self.dataset_metrics[name] = _metric_collection(self.num_classes)
 
     def forward(self, image: torch.Tensor):
         return self.model(image)
@@ -77,7 +87,24 @@ class UMSILitModule(pl.LightningModule):
             if name == "acc" and not self.log_accuracy:
                 continue
             self.log(f"{prefix}/{name}", metric, on_step=False, on_epoch=True, prog_bar=name == "cc")
+        if prefix == "val" and "dataset" in batch and len(self.dataset_metrics):
+            self._per_dataset(saliency, out.logits.detach(), batch)
         return {"saliency": saliency, "logits": out.logits.detach()}
+
+    def _per_dataset(self, saliency: torch.Tensor, logits: torch.Tensor, batch: dict[str, Any]) -> None:
+        """Update and log each dataset's metrics on its images of the batch (``batch["dataset"]``, (B,) index
+        into the datamodule's ``val_datasets``); every dataset is logged each step, so every rank logs the same
+        keys under DDP."""
+        has_fixations = batch["fixations"].flatten(1).sum(dim=1) > 0
+        for index, (dataset, metrics) in enumerate(self.dataset_metrics.items()):
+            mine = batch["dataset"] == index
+            if mine.any():
+                metrics["cc"].update(saliency, batch["saliency"], mask=mine)
+                metrics["kl"].update(saliency, batch["saliency"], mask=mine)
+                metrics["nss"].update(saliency, batch["fixations"], mask=mine & has_fixations)
+                metrics["acc"].update(logits[mine], batch["label"][mine])
+            for name, metric in metrics.items():
+                self.log(f"val/{dataset}/{name}", metric, on_step=False, on_epoch=True)
 
     def validation_step(self, batch: dict[str, Any], batch_idx: int) -> dict[str, torch.Tensor]:
         return self._evaluation_step(batch, "val", self.val_metrics)

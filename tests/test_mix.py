@@ -1,0 +1,167 @@
+"""N-way mixing (data=mix): the default finetuning mix draws the same items per epoch as the Imp1k + SALICON
+datamodule did before the registry, per-dataset validation, split.json and the class union."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from dataset_trees import UEYES_CATEGORIES, make_osie, make_ueyes
+from umsi.data.datamodules import Imp1kDataModule
+from umsi.data.datasets import MixingSampler
+from umsi.data.layouts import NATURAL_IMAGES, DatasetLayoutError
+from umsi.data.mix import MixDataModule
+from umsi.data.synthetic import IMP1K_CLASSES
+
+# MixingSampler(6 base, 10 pool, 3 per epoch) indices for epochs 0-2, recorded from the code before data=mix
+# existed (commit 882d74d): the default finetuning mix must keep drawing exactly these.
+RECORDED = {
+    0: [[5, 1, 11, 3, 4, 15, 12, 2, 0], [2, 0, 4, 1, 15, 10, 14, 3, 5], [13, 6, 2, 5, 1, 0, 4, 3, 8]],
+    42: [[2, 6, 3, 1, 5, 12, 0, 15, 4], [5, 10, 13, 0, 11, 1, 3, 2, 4], [3, 4, 14, 5, 1, 8, 2, 0, 7]],
+}
+
+
+def _epochs(sampler, epochs: int = 3) -> list[list[int]]:
+    out = []
+    for epoch in range(epochs):
+        sampler.set_epoch(epoch)
+        out.append(list(sampler))
+    return out
+
+
+def test_imp1k_plus_salicon_sampler_draws_the_recorded_items() -> None:
+    for seed, expected in RECORDED.items():
+        assert _epochs(MixingSampler(6, 10, 3, seed)) == expected
+
+
+def _imp1k_paths(root: Path, seed: int) -> list[list[str]]:
+    dm = Imp1kDataModule(
+        root=str(root / "imp1k"),
+        salicon_root=str(root / "salicon"),
+        salicon_per_epoch=5,
+        num_classes=6,
+        seed=seed,
+        num_workers=0,
+    )
+    dm.setup("fit")
+    images = [it.image for ds in dm.train_set.datasets for it in ds.items]
+    return [[str(images[i]) for i in epoch] for epoch in _epochs(dm.sampler)]
+
+
+def test_default_finetuning_datamodule_mixes_salicon_per_epoch(synthetic_root: Path) -> None:
+    epochs = _imp1k_paths(synthetic_root, seed=3)
+    salicon = [[p for p in e if "/salicon/" in p] for e in epochs]
+    assert all(len(s) == 5 for s in salicon) and salicon[0] != salicon[1]
+    assert all(sum("/imp1k/" in p for p in e) == len(epochs[0]) - 5 for e in epochs)
+
+
+def _mix_paths(root: Path, seed: int) -> tuple[list[list[str]], MixDataModule]:
+    dm = MixDataModule(
+        datasets=[
+            {"name": "imp1k", "root": str(root / "imp1k")},
+            {"name": "salicon", "root": str(root / "salicon"), "per_epoch": 5, "validate": False},
+        ],
+        num_classes=6,
+        seed=seed,
+        num_workers=0,
+    )
+    dm.setup("fit")
+    images = [it.image for ds in dm.train_set.datasets for it in ds.items]
+    return [[str(images[i]) for i in epoch] for epoch in _epochs(dm.sampler)], dm
+
+
+def test_default_mix_draws_the_same_items_as_the_imp1k_datamodule(synthetic_root: Path) -> None:
+    for seed in (0, 3):
+        mixed, dm = _mix_paths(synthetic_root, seed)
+        assert mixed == _imp1k_paths(synthetic_root, seed)
+    before = Imp1kDataModule(
+        root=str(synthetic_root / "imp1k"), salicon_root=str(synthetic_root / "salicon"), num_classes=6, num_workers=0
+    )
+    before.setup("fit")
+    assert dm.class_names == before.class_names
+    assert [(it.image, it.label) for it in dm.val_set.datasets[0].items] == [
+        (it.image, it.label) for it in before.val_set.items
+    ]
+    assert dm.val_datasets == ["imp1k"]
+
+
+def test_mix_classes_are_the_union_by_name(synthetic_root: Path, tmp_path: Path) -> None:
+    ueyes, osie = make_ueyes(tmp_path / "ueyes", per_category=2), make_osie(tmp_path / "osie", n=4)
+    dm = MixDataModule(
+        datasets=[
+            {"name": "imp1k", "root": str(synthetic_root / "imp1k")},
+            {"name": "salicon", "root": str(synthetic_root / "salicon"), "per_epoch": 3},
+            {"name": "ueyes", "root": str(ueyes), "per_epoch": 4},
+            {"name": "osie", "root": str(osie), "val_fraction": 0.25, "stages": ["finetune"]},
+            {"name": "mit", "layout": "mit1003", "root": str(tmp_path / "none"), "stages": ["pretrain"]},
+        ],
+        stage="finetune",
+        derived_dir=str(tmp_path / "derived"),
+        num_classes=10,
+        num_workers=0,
+    )
+    dm.setup("fit")
+    assert dm.class_names == [*sorted([*IMP1K_CLASSES, *UEYES_CATEGORIES]), NATURAL_IMAGES]
+    assert dm.val_datasets == ["imp1k", "salicon", "ueyes", "osie"]
+    labels = {
+        name: {it.label for it in ds.items} for name, ds in zip(dm.val_datasets, dm.val_set.datasets, strict=True)
+    }
+    natural = dm.class_names.index(NATURAL_IMAGES)
+    assert labels["salicon"] == labels["osie"] == {natural}
+    assert labels["ueyes"] == {dm.class_names.index(c) for c in UEYES_CATEGORIES}
+    assert set(dm.split) == {"imp1k", "salicon", "ueyes", "osie"}
+    assert len(dm.sampler) == len(dm.train_set.datasets[0]) + 3 + 4 + len(dm.train_set.datasets[3])
+    with pytest.raises(DatasetLayoutError, match=r"model\.num_classes=10"):
+        MixDataModule(datasets=dm.entries, num_classes=4, num_workers=0).setup("fit")
+
+
+def _mix_override(synthetic_root: Path, ueyes: Path, osie: Path) -> str:
+    entries = [
+        f"{{name:imp1k,root:'{synthetic_root / 'imp1k'}'}}",
+        f"{{name:salicon,root:'{synthetic_root / 'salicon'}',per_epoch:4,val_items:4}}",
+        f"{{name:ueyes,root:'{ueyes}',per_epoch:4}}",
+        f"{{name:osie,root:'{osie}',val_fraction:0.34}}",
+    ]
+    return f"data.datasets=[{','.join(entries)}]"
+
+
+@pytest.fixture(scope="module")
+def mixed_run(tmp_path_factory: pytest.TempPathFactory, synthetic_root: Path) -> Path:
+    """One 1-epoch finetuning run of data=mix on SALICON + Imp1k + UEyes + OSIE fixtures; its stage folder."""
+    from hydra import compose, initialize_config_dir
+
+    from conftest import tiny_overrides
+    from umsi.paths import CONFIG_DIR
+    from umsi.training.runner import run
+
+    base = tmp_path_factory.mktemp("mixed")
+    ueyes, osie = make_ueyes(base / "ueyes", per_category=2), make_osie(base / "osie", n=3)
+    out = base / "run"
+    overrides = [
+        *(o for o in tiny_overrides(synthetic_root, out) if o != "logger=none"),
+        "logger=csv",
+        "stage=finetune",
+        "data=mix",
+        _mix_override(synthetic_root, ueyes, osie),
+        "model.num_classes=10",
+    ]
+    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+        run(compose(config_name="train", overrides=overrides), overrides)
+    return out
+
+
+def test_mixed_run_logs_every_dataset_and_records_every_split(mixed_run: Path) -> None:
+    import csv
+    import json
+
+    with open(mixed_run / "csv" / "metrics.csv") as handle:
+        rows = list(csv.DictReader(handle))
+    logged = {key for row in rows for key, value in row.items() if value}
+    for dataset in ("imp1k", "salicon", "ueyes", "osie"):
+        assert {f"val/{dataset}/{m}" for m in ("cc", "kl", "nss", "acc")} <= logged, sorted(logged)
+    assert "val/loss" in logged
+    split = json.loads((mixed_run / "split.json").read_text())
+    assert set(split) == {"imp1k", "salicon", "ueyes", "osie"}
+    assert len(split["salicon"]["val"]) == 4 and len(split["ueyes"]["val"]) == 4 and len(split["osie"]["val"]) == 1
+    assert all(split[d]["train"] for d in split)
