@@ -153,7 +153,7 @@ def test_pysaliency_scores_a_umsi_model_as_umsi_metrics_do(tmp_path: Path, numpy
     from umsi.models import UMSI
 
     torch.manual_seed(0)
-    predictor = Predictor(UMSI().eval(), CLASSES + ["natural_images", "a", "b"], (32, 40))
+    predictor = Predictor(UMSI().eval(), [*CLASSES, "natural_images", "a", "b"], (32, 40))
     rng = np.random.default_rng(6)
     paths, xs, ys, ns, truths = [], [], [], [], []
     for i, (height, width) in enumerate([(30, 44), (41, 29), (36, 36)]):
@@ -196,3 +196,64 @@ def test_pysaliency_scores_a_umsi_model_as_umsi_metrics_do(tmp_path: Path, numpy
     assert np.mean(ours_nss) == pytest.approx(nss, rel=1e-6)
     assert np.mean(ours_cc) == pytest.approx(cc, rel=1e-6)
     assert np.mean(ours_gain) == pytest.approx(gain, rel=1e-6, abs=1e-9)
+
+
+# ------------------------------------------------------------------------------------------- submission bundles
+
+
+def _stimuli_folder(folder: Path, sizes: list[tuple[int, int]], prefix: str = "COCO_val2014_") -> Path:
+    folder.mkdir()
+    rng = np.random.default_rng(9)
+    for i, (height, width) in enumerate(sizes):
+        Image.fromarray(rng.integers(0, 256, (height, width, 3), dtype=np.uint8)).save(folder / f"{prefix}{i:012d}.png")
+    return folder
+
+
+def test_benchmark_bundle_reads_back_through_pysaliency(tmp_path: Path) -> None:
+    import h5py
+    import yaml
+
+    from umsi.integrations.benchmark import write_benchmark_bundle
+    from umsi.models import UMSI
+
+    torch.manual_seed(0)
+    predictor = Predictor(UMSI().eval(), [*CLASSES, "natural_images", "a", "b"], (32, 40), name="tiny")
+    sizes = [(30, 44), (41, 29), (36, 36)]
+    stimuli = _stimuli_folder(tmp_path / "stimuli", sizes)
+    bundle = write_benchmark_bundle(predictor, stimuli, tmp_path / "bundle")
+    config = yaml.safe_load((bundle / "config.yaml").read_text())
+    assert config["model"] == {"name": "tiny", "filename": "predictions.hdf5", "probabilistic": True}
+    with h5py.File(bundle / "predictions.hdf5") as handle:
+        stored = {key: handle[key][()] for key in handle}
+    assert sorted(stored) == sorted(p.name for p in stimuli.iterdir())
+    for i, (height, width) in enumerate(sizes):
+        values = stored[f"COCO_val2014_{i:012d}.png"]
+        assert values.shape == (height, width)
+        assert abs(logsumexp(values)) <= 1e-3
+
+    # a stimulus that cannot be read is named, and nothing is left at the destination
+    (stimuli / "COCO_val2014_000000000099.png").write_bytes(b"not a png")
+    with pytest.raises(Exception, match=r"COCO_val2014_000000000099\.png"):
+        write_benchmark_bundle(predictor, stimuli, tmp_path / "broken")
+    assert not (tmp_path / "broken").exists()
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".broken")] == []
+
+
+def test_salicon_json_round_trips_to_the_same_pngs(tmp_path: Path) -> None:
+    import base64
+    import io
+    import json
+
+    from umsi.integrations.benchmark import encode_png, write_salicon_json
+    from umsi.models import UMSI
+
+    torch.manual_seed(0)
+    predictor = Predictor(UMSI().eval(), [*CLASSES, "natural_images", "a", "b"], (32, 40))
+    stimuli = _stimuli_folder(tmp_path / "stimuli", [(30, 44), (20, 25)])
+    written = json.loads(write_salicon_json(predictor, stimuli, tmp_path / "results.json").read_text())
+    assert [r["image_id"] for r in written] == [0, 1]
+    for record, path in zip(written, sorted(stimuli.iterdir()), strict=True):
+        heatmap = predictor.predict(path).heatmap
+        assert record["saliency_map"] == encode_png(heatmap)
+        decoded = np.asarray(Image.open(io.BytesIO(base64.b64decode(record["saliency_map"]))))
+        np.testing.assert_array_equal(decoded, np.round(heatmap * 255).astype(np.uint8))

@@ -92,7 +92,7 @@ def mean_calibration(calibrations: Sequence[Calibration]) -> Calibration:
 def _reflect_blur_matrix(size: int, sigma_px: torch.Tensor) -> torch.Tensor:
     """(size, size) matrix K with K @ x = x blurred along one axis (half-sample symmetric reflection at the borders,
     as ``scipy.ndimage.gaussian_filter(mode="reflect")``); differentiable in ``sigma_px`` (a 0-d tensor, px)."""
-    radius = max(1, min(int(math.ceil(_TRUNCATE * float(sigma_px.detach()))), 2 * size - 1))
+    radius = max(1, min(math.ceil(_TRUNCATE * float(sigma_px.detach())), 2 * size - 1))
     positions = torch.arange(-radius, size + radius, dtype=sigma_px.dtype)
     rows = torch.arange(size, dtype=sigma_px.dtype)
     offsets = rows[:, None] - positions[None, :]
@@ -183,8 +183,9 @@ def fit_calibration(
     """Fit σ, the centre-bias weight and γ on n images with the network frozen.
 
     predictions: the model's saliency maps (H_i, W_i), non-negative, at each image's own size. fixations: per
-    image an (N_i, 2) array of fixated 0-based (x, y) pixels at that size (the metrics' convention) — when given, the fit maximises their mean
-    log-likelihood; else targets: the ground-truth maps (H_i, W_i), and the fit minimises the mean KL(target ‖ p).
+    image an (N_i, 2) array of fixated 0-based (x, y) pixels at that size (the metrics' convention) — when given,
+    the fit maximises their mean log-likelihood; else targets: the ground-truth maps (H_i, W_i), and the fit
+    minimises the mean KL(target ‖ p).
     Raises ``ValueError`` when neither or mismatched lists are given.
     """
     if fixations is None and targets is None:

@@ -25,7 +25,7 @@ from umsi.errors import UserError
 
 try:
     with warnings.catch_warnings():  # pysaliency 0.2.22 imports the deprecated pkg_resources
-        warnings.simplefilter("ignore", DeprecationWarning)
+        warnings.simplefilter("ignore")
         import pysaliency
         from pysaliency.datasets import as_stimulus
 except ImportError as error:  # pragma: no cover - exercised only without the extra
