@@ -17,6 +17,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from umsi.calibration import Calibration, apply_calibration, log_density, mean_calibration
 from umsi.data.postprocess import postprocess_maps
 from umsi.data.readers import read_image_bgr
 from umsi.data.transforms import check_result_shape, letterbox, normalize_image
@@ -44,6 +45,13 @@ class Prediction:
     def label(self) -> str:
         """The most probable class."""
         return self.class_names[int(self.probabilities.argmax())]
+
+    def log_density(self) -> np.ndarray:
+        """(H, W) float64 natural-log density of the fixations at the image's own size, logsumexp 0: the heatmap
+        (already calibrated when a calibration was applied) normalised to sum 1, floored at
+        ``umsi.calibration.DENSITY_FLOOR`` × uniform — what pysaliency's probabilistic models and the MIT/Tübingen
+        benchmark take."""
+        return log_density(self.heatmap)
 
 
 def as_bgr(image: ImageInput) -> np.ndarray:
@@ -105,6 +113,7 @@ class Predictor:
         device: str = "cpu",
         precision: str = "32",
         chunk_size: int | None = None,
+        calibrations: dict[str, Calibration] | None = None,
     ) -> None:
         if str(precision) not in PRECISIONS:
             raise ValueError(f"precision={precision!r}: choose one of {list(PRECISIONS)}")
@@ -118,6 +127,7 @@ class Predictor:
         self.device = torch.device(device)
         self.precision = str(precision)
         self.chunk_size = chunk_size or (CPU_CHUNK_SIZE if self.device.type == "cpu" else None)
+        self.calibrations = dict(calibrations or {})
         self.memory_format = torch.contiguous_format
         if self.device.type == "cpu" and isinstance(network, torch.nn.Module):
             # oneDNN convolutions run on NHWC without reordering each activation: 10-15 % less time per image on
@@ -168,11 +178,16 @@ class Predictor:
         images: ImageInput | Sequence[ImageInput],
         batch_size: int | None = None,
         blur_sigma: float | None = None,
+        calibration: str = "none",
     ) -> Prediction | list[Prediction]:
         """Heatmaps and class probabilities for one image or a sequence of paths / PIL images / arrays.
         ``batch_size`` None: 1 on the CPU (where the network runs ``chunk_size`` images at a time anyway), 16 on a
-        GPU. Raises :class:`~umsi.data.transforms.ImageShapeError` naming the image (its path, or its position)
-        when its heatmap cannot be made at its own size (:func:`~umsi.data.transforms.check_result_shape`)."""
+        GPU. ``calibration``: ``"none"`` (the map as trained), a domain of ``self.calibrations``, or ``"auto"``
+        (each image gets the calibration of its predicted class; a class without one, the mean of the fitted
+        domains). Raises ``ValueError`` for a domain the model has no calibration for, and
+        :class:`~umsi.data.transforms.ImageShapeError` naming the image (its path, or its position) when its heatmap
+        cannot be made at its own size (:func:`~umsi.data.transforms.check_result_shape`)."""
+        self.calibration_for(calibration, None)  # refuse an unknown domain before any work
         single = isinstance(images, str | Path | Image.Image | np.ndarray)
         items = [images] if single else list(images)
         batch_size = batch_size or (1 if self.device.type == "cpu" else 16)
@@ -184,7 +199,26 @@ class Predictor:
                 check_result_shape(array.shape[:2], name)
             maps, probabilities = self.forward(torch.stack([self.preprocess(b) for b in bgr]))
             results += self.postprocess(maps, probabilities, [b.shape[:2] for b in bgr], blur_sigma)
+        for result in results:
+            cal = self.calibration_for(calibration, result.label)
+            if cal is not None:
+                result.heatmap = apply_calibration(result.heatmap, cal)
         return results[0] if single else results
+
+    def calibration_for(self, calibration: str, label: str | None) -> Calibration | None:
+        """The calibration ``calibration`` (none | auto | a domain) means for an image of predicted class ``label``."""
+        if calibration == "none":
+            return None
+        if calibration == "auto":
+            if not self.calibrations:
+                raise ValueError("calibration=auto: this model has no calibration; fit one with umsi-calibrate")
+            if label is None:
+                return None
+            return self.calibrations.get(label) or mean_calibration(list(self.calibrations.values()))
+        if calibration not in self.calibrations:
+            known = ", ".join(sorted(self.calibrations)) or "none fitted (umsi-calibrate)"
+            raise ValueError(f"calibration={calibration!r}: choose none, auto or one of this model's domains ({known})")
+        return self.calibrations[calibration]
 
     def __repr__(self) -> str:
         return f"Predictor({self.name!r}, input {self.input_size}, classes {self.class_names}, {self.device})"
