@@ -16,7 +16,6 @@ from torch import nn
 from umsi.checkpoints.loading import LoadedModel
 from umsi.data import layouts
 from umsi.errors import ConfigError
-from umsi.models.card import ModelCard
 from umsi.evaluation import figures as F
 from umsi.evaluation.training_log import read_stage_log, stage_logs
 from umsi.evaluation.visual_report import (
@@ -25,6 +24,7 @@ from umsi.evaluation.visual_report import (
     ReportSettings,
     write_visual_report,
 )
+from umsi.models.card import ModelCard
 
 CLASSES = ["advertisements", "infographics", "mobile_uis", "movie_posters", "webpages", "natural_images"]
 
