@@ -14,7 +14,7 @@ from hydra import compose, initialize_config_dir
 from torch import nn
 
 from umsi.checkpoints.exported import ExportedNetwork, export_model, load_exported, parity_check
-from umsi.errors import MissingPathError
+from umsi.errors import ConfigError, ExportError, MissingPathError, UserError
 from umsi.inference.export import export_from_config
 from umsi.models import UMSI
 from umsi.paths import CONFIG_DIR
@@ -150,7 +150,7 @@ def _export_cfg(outputs: Path, *extra: str):
     ("overrides", "error", "message"),
     [
         (["ckpt=/no/such/model.ckpt"], MissingPathError, r"^ckpt=/no/such/model\.ckpt: no such file"),
-        (["format=tflite"], SystemExit, r"^format=tflite is not supported"),
+        (["format=tflite"], ConfigError, r"^format=tflite is not supported"),
         (
             ["ckpt=latest"],
             MissingPathError,
@@ -158,11 +158,11 @@ def _export_cfg(outputs: Path, *extra: str):
         ),
         (
             ["ckpt={ckpt}", "format=torchscript", "output=x.onnx"],
-            SystemExit,
+            ConfigError,
             r"^output=x\.onnx: a torchscript file must end",
         ),
-        (["ckpt={ckpt}", "input_size=[0,5]"], SystemExit, r"^input_size=\[0, 5\]: input_size must be"),
-        (["ckpt={ckpt}"], SystemExit, r"^ckpt=.*model\.ckpt: cannot load it"),
+        (["ckpt={ckpt}", "input_size=[0,5]"], ConfigError, r"^input_size=\[0, 5\]: input_size must be"),
+        (["ckpt={ckpt}"], UserError, r"^ckpt=.*model\.ckpt: cannot load it"),
     ],
 )
 def test_cli_errors_name_the_key(
@@ -190,7 +190,7 @@ def test_cli_keeps_nothing_when_parity_fails(
     monkeypatch.setattr(export_module, "parity_check", lambda *a, **k: {"saliency": 1.0, "logits": 0.0})
     output = tmp_path / "out" / "model.onnx"
     cfg = _export_cfg(trained, "ckpt=latest", f"outputs_dir={trained}", f"output={output}")
-    with pytest.raises(SystemExit, match=r"parity check failed \(tolerance=0\.0001\)"):
+    with pytest.raises(ExportError, match=r"parity check failed \(tolerance=0\.0001\)"):
         export_from_config(cfg)
     assert "max |Δ| saliency 1.0e+00" in capsys.readouterr().out
     assert list(output.parent.iterdir()) == []  # neither the output nor the temporary file

@@ -26,10 +26,13 @@ from torch.utils.data import ConcatDataset
 
 from umsi import runs
 from umsi.callbacks.handoff import best_checkpoint
-from umsi.checkpoints.files import SafeCheckpointIO, read_checkpoint
+from umsi.checkpoints.files import read_checkpoint
+from umsi.checkpoints.lightning_io import SafeCheckpointIO
 from umsi.data.splits import write_split
 from umsi.errors import MissingPathError
-from umsi.models import without_encoder_init
+from umsi.models.card import ModelCard
+from umsi.models.registry import default_card, model_config
+from umsi.models.umsi import without_encoder_init
 from umsi.training.data_check import check_training_data
 from umsi.training.evaluate import print_summary
 from umsi.training.module import UMSILitModule, load_weights
@@ -117,6 +120,7 @@ def build_module(cfg: DictConfig, class_names: list[str], from_checkpoint: bool 
         loss=_container(cfg.loss),
         optimizer=_container(cfg.optimizer),
         class_names=list(class_names),
+        card=stage_card(cfg, class_names).to_dict(),
     )
     if cfg.get("init_ckpt"):
         load_weights(module, cfg.init_ckpt)
@@ -134,6 +138,24 @@ def validation_classes(datamodule: pl.LightningDataModule) -> set[int]:
         elif dataset is not None:
             labels |= {item.label for item in getattr(dataset, "items", ()) if item.label >= 0}
     return labels
+
+
+def stage_card(cfg: DictConfig, class_names: Sequence[str]) -> ModelCard:
+    """The model card of the checkpoints a stage writes: ``cfg.model``'s architecture and arguments (encoder
+    initialisation off: the weights come with the file), the data's classes, ``data.input_size`` and
+    ``data.preprocessing``, and the source: this run folder and stage."""
+    name, kwargs = model_config(without_encoder_init(_container(cfg.model)))
+    stage = str(cfg.stage.name)
+    run_dir = runs.run_of(Path(str(cfg.paths.output_dir)))
+    return default_card(name).replace(
+        model_args=kwargs,
+        class_names=tuple(class_names),
+        input_size=tuple(cfg.data.input_size),
+        preprocessing=str(cfg.data.preprocessing),
+        output_scale=float(kwargs.get("output_scale", default_card(name).output_scale)),
+        name=f"{run_dir.name}/{stage}",
+        source={"kind": "training", "run": str(run_dir), "stage": stage},
+    )
 
 
 LAST_CHECKPOINT = "last"
