@@ -79,7 +79,8 @@ def test_salicon_mix_larger_than_the_images_found_draws_them_all_with_a_warning(
         (
             'stage.finetune_overrides=["model.pretrained_file=/nowhere/xception.pth"]',
             "umsi-train: missing path: the finetune stage needs model.pretrained_file=/nowhere/xception.pth (the "
-            "encoder's timm weights): no such file",
+            "encoder's timm weights): no such file — give the path of a local timm weights file for the encoder, or "
+            "set model.pretrained_file=null",
         ),
         (
             "data.input_size=[6,40]",
