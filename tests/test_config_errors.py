@@ -190,19 +190,22 @@ def test_missing_data_root(train: Callable[..., Any], tmp_path: Path) -> None:
     missing = tmp_path / "nowhere"
     assert train("stage=pretrain", f"paths.datasets_dir={missing}", f"hydra.run.dir={tmp_path / 'run'}") == (
         2,
-        f"umsi-train: missing path: data.root={missing / 'salicon'} does not exist — point data.root or "
+        f"umsi-train: missing path: the pretrain stage reads data.root={missing / 'salicon'}: no such folder — point "
+        "data.root or "
         "paths.datasets_dir at the dataset, or generate the synthetic one with "
         "`umsi-make-synthetic --out data/synthetic`",
     )
     (missing / "imp1k").mkdir(parents=True)  # the finetune stage also reads SALICON
     code, line = train("stage=finetune", f"paths.datasets_dir={missing}", f"hydra.run.dir={tmp_path / 'run2'}")
-    assert code == 2 and line.startswith(f"umsi-train: missing path: data.salicon_root={missing / 'salicon'} ")
+    assert code == 2 and line.startswith(
+        f"umsi-train: missing path: the finetune stage reads data.salicon_root={missing / 'salicon'}: "
+    )
 
 
 def test_missing_paths_are_refused_before_a_run_folder_exists(train: Callable[..., Any], tmp_path: Path) -> None:
     run_dir = tmp_path / "run"
     code, line = train("stage=pretrain", f"paths.datasets_dir={tmp_path / 'nowhere'}", f"hydra.run.dir={run_dir}")
-    assert code == 2 and line.startswith("umsi-train: missing path: data.root=")
+    assert code == 2 and line.startswith("umsi-train: missing path: the pretrain stage reads data.root=")
     assert not run_dir.exists()
 
 
@@ -230,7 +233,7 @@ def test_precheck_runs_on_the_composed_config_before_hydra(
 
 @pytest.mark.parametrize(
     ("key", "fix"),
-    [("init_ckpt", "the weights to start from"), ("ckpt_path", "a Lightning checkpoint to resume from")],
+    [("init_ckpt", "a run's checkpoints/*.ckpt"), ("ckpt_path", "a Lightning checkpoint to resume from")],
 )
 def test_missing_checkpoint_files(train: Callable[..., Any], tmp_path: Path, key: str, fix: str) -> None:
     (tmp_path / "datasets" / "salicon").mkdir(parents=True)
@@ -239,7 +242,10 @@ def test_missing_checkpoint_files(train: Callable[..., Any], tmp_path: Path, key
         "stage=pretrain", f"paths.datasets_dir={tmp_path / 'datasets'}", f"{key}={missing}", f"hydra.run.dir={tmp_path}"
     )
     assert code == 2
-    assert line.startswith(f"umsi-train: missing path: {key}={missing}: no such file — give the path of {fix}")
+    assert (
+        line.startswith(f"umsi-train: missing path: the pretrain stage needs {key}={missing} (the ")
+        and f": no such file — give the path of {fix}" in line
+    )
     assert line.endswith(f"or set {key}=null")
 
 

@@ -56,12 +56,14 @@ def test_salicon_mix_larger_than_the_images_found_draws_them_all_with_a_warning(
     hydra_conf, synthetic_root: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     from umsi.training.runner import build_datamodule, check_run_needs
+    from umsi.utils.once import forget_warnings
 
     cfg, overrides = _pipeline_cfg(hydra_conf, synthetic_root, tmp_path / "run")  # salicon_per_epoch: 160 > 12
     with caplog.at_level(logging.WARNING):
         check_run_needs(cfg, overrides)  # before the first stage: a warning, not a failure after pretraining
     assert "data.salicon_per_epoch=160, but" in caplog.text and "only 12 SALICON training images" in caplog.text
     caplog.clear()
+    forget_warnings()  # a new run: its datamodule says it again (within one run it is said once, tests/test_runs.py)
     finetune, _ = _pipeline_cfg(hydra_conf, synthetic_root, tmp_path / "ft", "stage=finetune")
     with caplog.at_level(logging.WARNING):
         datamodule = build_datamodule(finetune)
@@ -77,7 +79,8 @@ def test_salicon_mix_larger_than_the_images_found_draws_them_all_with_a_warning(
         (
             'stage.finetune_overrides=["model.pretrained_file=/nowhere/xception.pth"]',
             "umsi-train: missing path: the finetune stage needs model.pretrained_file=/nowhere/xception.pth (the "
-            "encoder's timm weights): no such file",
+            "encoder's timm weights): no such file — give the path of a local timm weights file for the encoder, or "
+            "set model.pretrained_file=null",
         ),
         (
             "data.input_size=[6,40]",

@@ -156,3 +156,35 @@ def test_the_epoch_log_is_read_once_per_epoch(tmp_path: Path) -> None:
     (tmp_path / "bad.csv").write_text("a,b\n1,2\n")
     with pytest.raises(ValueError, match="no 'epoch' column"):
         runs.epoch_log(tmp_path / "bad.csv")
+
+
+@pytest.mark.parametrize(
+    ("config_name", "override", "message"),
+    [
+        (
+            "eval",
+            "data.input_size=[120,160]",
+            "unknown key 'data.input_size' — umsi-eval takes the input size from each model file (data.input_size "
+            "of the run that trained it); pass input_size=[H,W] to override it",
+        ),
+        (
+            "predict",
+            "data.preprocessing=timm",
+            "unknown key 'data.preprocessing' — umsi-predict takes the preprocessing (normalisation and channel "
+            "order) from each model file",
+        ),
+        ("serve", "trainer.max_epochs=3", "unknown key 'trainer.max_epochs' — trainer.max_epochs is a umsi-train"),
+        ("eval", "ckpt=a.ckpt", "unknown key 'ckpt' — umsi-eval takes its model as checkpoints=[a.ckpt,<run folder>"),
+        ("train", "checkpoints=[a.ckpt]", "unknown key 'checkpoints' — umsi-train starts from weights with init_ckpt="),
+        ("train", "frame=letterbox", "unknown key 'frame' — frame is a umsi-eval setting: score the trained run"),
+    ],
+)
+def test_keys_of_another_tool_or_of_the_model_file_get_the_right_hint(
+    config_name: str, override: str, message: str
+) -> None:
+    from umsi.cli.config_check import check_overrides
+    from umsi.errors import ConfigError
+
+    with pytest.raises(ConfigError) as err:
+        check_overrides(config_name, [override], CONFIG_DIR)
+    assert str(err.value).startswith(message) and "did you mean" not in str(err.value)

@@ -19,13 +19,17 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from omegaconf import OmegaConf
 
 from umsi import runs
-from umsi.utils.io import atomic_write, write_image
+from umsi.utils.io import atomic_write
+from umsi.visualize import figure_png
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 log = logging.getLogger(__name__)
 
@@ -416,55 +420,29 @@ def write_csv(path: str | Path, table: Sequence[dict[str, Any]]) -> Path:
 
 # ------------------------------------------------------------------------------------------------ plotting
 
-_COLORS = [
-    (31, 119, 180),
-    (255, 127, 14),
-    (44, 160, 44),
-    (214, 39, 40),
-    (148, 103, 189),
-    (140, 86, 75),
-    (227, 119, 194),
-    (127, 127, 127),
-    (188, 189, 34),
-    (23, 190, 207),
-]  # RGB
 
+def plot_curves(runs: Sequence[RunInfo], metrics: Sequence[str] = PLOT_METRICS) -> Figure:
+    """A matplotlib figure (560 px per metric at 100 dpi): one panel per metric with each run's value per epoch of
+    its last stage (markers on the validated epochs), and the run names in one legend below, drawn as the
+    evaluation report draws its charts."""
+    from matplotlib.figure import Figure
+    from matplotlib.ticker import MaxNLocator
 
-def plot_curves(runs: Sequence[RunInfo], metrics: Sequence[str] = PLOT_METRICS) -> np.ndarray:
-    """An RGB image: one panel per metric (value per epoch of each run's last stage) and a legend below."""
-    import cv2
-
-    font, aa, black, width, height = cv2.FONT_HERSHEY_SIMPLEX, cv2.LINE_AA, (0, 0, 0), 560, 360
-    image = np.full((height + 24 * len(runs) + 16, width * len(metrics), 3), 255, np.uint8)
-    for p, metric in enumerate(metrics):
-        left, right, top, bottom = p * width + 60, (p + 1) * width - 20, 40, height - 40
-        cv2.rectangle(image, (left, top), (right, bottom), black, 1)
-        cv2.putText(image, metric, (left, 28), font, 0.6, black, 1, aa)
-        values = np.array([v for run in runs for _, v in run.curves.get(metric, [])])
-        if values.size == 0:
-            continue
-        emax = max(1, *(e for run in runs for e, _ in run.curves.get(metric, [])))
-        lo, hi = values.min(), values.max()
-        pad = 0.5 if hi - lo < 1e-12 else 0.05 * (hi - lo)  # keep the dots off the frame
-        lo, hi = lo - pad, hi + pad
-        labels = [(f"{hi:.3f}", p * width + 2, top + 5), (f"{lo:.3f}", p * width + 2, bottom + 5)]
-        labels += [("0", left - 4, bottom + 20), (f"epoch {emax}", right - 60, bottom + 20)]
-        for text, x, y in labels:
-            cv2.putText(image, text, (x, y), font, 0.4, black, 1, aa)
+    fig = Figure(figsize=(5.6 * len(metrics), 3.6 + 0.22 * len(runs)), layout="constrained")
+    axes = fig.subplots(1, len(metrics), squeeze=False)[0]
+    handles: list[Any] = []
+    for ax, metric in zip(axes, metrics, strict=True):
         for i, run in enumerate(runs):
             curve = np.array(run.curves.get(metric, []), float).reshape(-1, 2)
-            xs = left + (right - left) * curve[:, 0] / emax
-            ys = bottom - (bottom - top) * (curve[:, 1] - lo) / (hi - lo)
-            pts = np.round(np.stack([xs, ys], 1)).astype(np.int32)
-            color = _COLORS[i % len(_COLORS)]
-            cv2.polylines(image, [pts.reshape(-1, 1, 2)], False, color, 2, aa)
-            for x, y in pts:
-                cv2.circle(image, (int(x), int(y)), 3, color, -1, aa)
-    for i, run in enumerate(runs):
-        y = height + 16 + 24 * i
-        cv2.line(image, (60, y), (90, y), _COLORS[i % len(_COLORS)], 3)
-        cv2.putText(image, run.name, (100, y + 5), font, 0.45, black, 1, aa)
-    return image
+            (line,) = ax.plot(curve[:, 0], curve[:, 1], "o-", ms=4, color=f"C{i % 10}", label=run.name)
+            if ax is axes[0]:
+                handles.append(line)
+        ax.set_title(metric, fontsize=10)
+        ax.set_xlabel("epoch (0-based)")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.grid(alpha=0.3)
+    fig.legend(handles=handles, loc="outside lower center", fontsize=8, ncols=1)
+    return fig
 
 
 def write_comparison(
@@ -494,5 +472,6 @@ def write_comparison(
     write_csv(out / "compare.csv", table)
     if plot:
         order = {row["run"]: i for i, row in enumerate(table)}
-        write_image(out / "val_curves.png", plot_curves(sorted(runs, key=lambda r: order[r.name])))
+        png = figure_png(plot_curves(sorted(runs, key=lambda r: order[r.name])))
+        atomic_write(out / "val_curves.png", lambda tmp: tmp.write_bytes(png))
     return table, out

@@ -2,46 +2,10 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from umsi.cli.config_check import hydra_cli
-from umsi.errors import ConfigError, MissingPathError
 from umsi.paths import CONFIG_DIR
-
-SYNTHETIC_HINT = "or generate the synthetic one with `umsi-make-synthetic --out data/synthetic`"
-
-
-def check_train_paths(cfg: DictConfig) -> None:
-    """The dataset folders (``data.root``, ``data.salicon_root``) and the files named by ``init_ckpt``,
-    ``model.pretrained_file`` and ``ckpt_path`` (other than ``last``) must exist; raises
-    :class:`~umsi.errors.MissingPathError` (or :class:`~umsi.errors.ConfigError` for an unset root)."""
-    data = cfg.get("data")
-    for name in ("root", "salicon_root"):
-        if data is None or name not in data:
-            continue
-        key = f"data.{name}"
-        value = OmegaConf.select(cfg, key, default=None)
-        fix = f"point {key} or paths.datasets_dir at the dataset, {SYNTHETIC_HINT}"
-        if not value:
-            raise ConfigError(f"{key} is not set: {fix}")
-        path = Path(str(value))
-        if not path.exists():
-            raise MissingPathError(f"{key}={path} does not exist — {fix}")
-        if not path.is_dir():
-            raise MissingPathError(f"{key}={path} is a file, not a dataset folder — {fix}")
-    files = {
-        "init_ckpt": "the weights to start from (a run's checkpoints/*.ckpt or umsi-convert-keras output)",
-        "model.pretrained_file": "a local timm weights file for the encoder",
-        "ckpt_path": "a Lightning checkpoint to resume from, or ckpt_path=last for this run folder's last.ckpt",
-    }
-    for key, what in files.items():
-        value = OmegaConf.select(cfg, key, default=None)
-        if not value or (key == "ckpt_path" and value == "last"):
-            continue
-        if not Path(str(value)).is_file():
-            raise MissingPathError(f"{key}={value}: no such file — give the path of {what}, or set {key}=null")
 
 
 def check_encoder_weights(cfg: DictConfig) -> None:
@@ -66,13 +30,14 @@ def check_stage_needs(cfg: DictConfig) -> None:
 
 
 def precheck_train(cfg: DictConfig) -> None:
-    """Everything checked before Hydra makes a run folder: paths, what every stage needs, the encoder weights."""
-    check_train_paths(cfg)
+    """Everything checked before Hydra makes a run folder: what every stage needs (its files, data folders, input
+    size, SALICON mix: the one pre-run check, :mod:`umsi.training.preflight`, which the runner repeats at its start
+    for a run started without this command) and the encoder weights."""
     check_stage_needs(cfg)
     check_encoder_weights(cfg)
 
 
-@hydra_cli("train", config_dir=CONFIG_DIR, check=check_train_paths, precheck=precheck_train)
+@hydra_cli("train", config_dir=CONFIG_DIR, precheck=precheck_train)
 def main(cfg: DictConfig) -> float | None:
     """Returns ``optimized_metric`` of the run's summary (final validation CC by default) for sweepers."""
     from hydra.core.hydra_config import HydraConfig

@@ -349,7 +349,8 @@ def _load_models(cfg: DictConfig) -> list[LoadedModel]:
     for i, ckpt in enumerate(checkpoints):
         path = find_latest_checkpoint(cfg.outputs_dir) if ckpt == "latest" else model_file(ckpt, "checkpoints")
         name = names[i] if i < len(names) else None
-        models.append(load_model(path, name=name, device=cfg.device))
+        size = cfg.get("input_size")
+        models.append(load_model(path, name=name, input_size=tuple(size) if size else None, device=cfg.device))
         log.info("model %s: %s", models[-1].name, path)
     return models
 

@@ -27,14 +27,18 @@ from umsi.data.layouts import IMAGE_SUFFIXES
 from umsi.errors import ConfigError, MissingPathError
 from umsi.models.encoder import LEGACY_XCEPTION, min_input_size
 
-# config key → what the file is, for the keys naming a file a stage reads
+# config key → (what the file is, what to give instead), for the keys naming a file a stage reads
 FILES = {
-    "init_ckpt": "the weights to start from",
-    "model.pretrained_file": "the encoder's timm weights",
-    "ckpt_path": "the checkpoint to resume from",
-    "data.class_mapping": "the class mapping",
+    "init_ckpt": ("the weights to start from", "a run's checkpoints/*.ckpt or umsi-convert-keras output"),
+    "model.pretrained_file": ("the encoder's timm weights", "a local timm weights file for the encoder"),
+    "ckpt_path": (
+        "the checkpoint to resume from",
+        "a Lightning checkpoint to resume from, or ckpt_path=last for this run folder's last.ckpt",
+    ),
+    "data.class_mapping": ("the class mapping", "the class mapping JSON"),
 }
 FOLDERS = ("data.root", "data.salicon_root")
+SYNTHETIC_HINT = "or generate the synthetic one with `umsi-make-synthetic --out data/synthetic`"
 
 
 def check_stage_needs(stages: Mapping[str, DictConfig]) -> None:
@@ -54,14 +58,25 @@ def _value(cfg: DictConfig, key: str) -> str | None:
 
 
 def _check_paths(stage: str, cfg: DictConfig) -> None:
-    for key, what in FILES.items():
+    data = cfg.get("data") or {}
+    for key in FOLDERS:
+        if key.split(".", 1)[1] not in data:
+            continue
+        value = _value(cfg, key)
+        fix = f"point {key} or paths.datasets_dir at the dataset, {SYNTHETIC_HINT}"
+        if value is None:
+            raise ConfigError(f"the {stage} stage reads {key}, which is not set: {fix}")
+        if not Path(value).exists():
+            raise MissingPathError(f"the {stage} stage reads {key}={value}: no such folder — {fix}")
+        if not Path(value).is_dir():
+            raise MissingPathError(f"the {stage} stage reads {key}={value}: a file, not a dataset folder — {fix}")
+    for key, (what, give) in FILES.items():
         value = _value(cfg, key)
         if value is not None and not (key == "ckpt_path" and value == "last") and not Path(value).is_file():
-            raise MissingPathError(f"the {stage} stage needs {key}={value} ({what}): no such file")
-    for key in FOLDERS:
-        value = _value(cfg, key)
-        if value is not None and not Path(value).is_dir():
-            raise MissingPathError(f"the {stage} stage reads {key}={value}: no such folder")
+            raise MissingPathError(
+                f"the {stage} stage needs {key}={value} ({what}): no such file — give the path of {give}, or set "
+                f"{key}=null"
+            )
 
 
 def _check_input_size(stage: str, cfg: DictConfig) -> None:
