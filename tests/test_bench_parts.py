@@ -91,5 +91,14 @@ def test_metrics_bench_on_tiny_maps() -> None:
     scoring = result["scoring"]  # umsi-eval's per-image scoring, previous and fast functions
     assert scoring["n_maps"] == 2 and scoring["values_per_map"] == 20 and scoring["max_rel_diff"] < 1e-6
     assert _positive(scoring["fast_s"]) and _positive(scoring["reference_s"])
+    other = result["independent"]  # the independent input set: one call, convention="mit"
+    assert set(other["metrics"]) == set(METRICS) and other["config"]["batch_size"] == 4
+    for name, entry in other["metrics"].items():
+        assert _positive(entry["torch_s"]) and _positive(entry["pysaliency_s"]), name
+        assert entry["max_rel_diff_vs_reference"] < 1e-6, name
+        # "mit" NSS z-scores with the N − 1 std, pysaliency with N: a relative difference of about 1/(2N)
+        assert entry["max_abs_diff"] < (1e-3 if name == "nss" else 1e-6), name
+    assert isinstance(result["meets_target_on_both"], bool)
     table = metrics_table(result)
     assert all(name in table for name in METRICS) and "umsi-eval scoring (2 maps" in table and "load average" in table
+    assert "Independent input set (4 maps of 48×64" in table

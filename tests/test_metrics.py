@@ -15,8 +15,8 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
 from umsi.metrics import functional as M
-from umsi.metrics import sums
 from umsi.metrics import reference as R
+from umsi.metrics import sums
 from umsi.metrics.collection import SALIENCY_METRICS, ClassAccuracy, MeanSaliencyMetric
 
 with warnings.catch_warnings():  # pysaliency imports pkg_resources (deprecated) at import time

@@ -20,6 +20,7 @@ from umsi.metrics.sums import (
     _WELL_CONDITIONED,
     _constant,
     _distribution_shift,
+    _log_,
     _mass_step,
     _masses,
     _moments,
@@ -99,7 +100,7 @@ def kl(pred: torch.Tensor, target: torch.Tensor, *, convention: str = "umsi") ->
         block.div_(d)
         prediction, target_ = block[:, 0], block[:, 1]
         ratio = torch.div(target_, prediction.add_(eps), out=prediction).add_(eps)  # G/(P+ε) + ε
-        return (_rowdot(target_, ratio.log_()),)
+        return (_rowdot(target_, _log_(ratio)),)
 
     return _sums(kernel, [p, g], [shifts, empty, divisors])[0]
 
@@ -147,8 +148,9 @@ def _squared_residuals(pred: torch.Tensor, target: torch.Tensor, spread: bool) -
         prediction, target_ = block[:, 0], block[:, 1]
         if scaling:
             target_.div_(scale_)
-        moments = (target_.sum(dim=1), torch.linalg.vector_norm(target_, dim=1).square_()) if spread else ()
-        residual = torch.linalg.vector_norm(prediction.sub_(lo_).div_(span).sub_(target_), dim=1).square_()
+        moments = (target_.sum(dim=1), _rowdot(target_, target_)) if spread else ()
+        residual = prediction.sub_(lo_).div_(span).sub_(target_)
+        residual = _rowdot(residual, residual)
         return residual, *moments
 
     residual, *moments = _sums(kernel, [p, g], [torch.stack([lo, _span(lo, hi), scale], dim=1)])

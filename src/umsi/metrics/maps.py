@@ -101,6 +101,32 @@ def _pair(pred: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, torch
     return _rows(p), _on(_rows(g), p.device)
 
 
+_SAME_WIDTH_INT = {
+    torch.float64: torch.int64,
+    torch.float32: torch.int32,
+    torch.float16: torch.int16,
+    torch.bfloat16: torch.int16,
+}
+
+
+def _candidate_runs(runs: torch.Tensor) -> torch.Tensor:
+    """(R, run) slices of a fixation map → (R,) bool: the runs that may hold an entry > 0 (all that do, and few
+    others), from one integer max over the map, the fastest reduction there is for any dtype (issue 27):
+
+    * floats are read as signed integers of their width: every float > 0 (and a NaN with sign bit 0) is an integer
+      > 0, every float ≤ 0 (−0.0 included) an integer ≤ 0; the caller then keeps the entries that really are > 0;
+    * bool maps are read 8 entries at a time as int64 where the layout allows (bytes 0/1: the int64 is > 0 exactly
+      when one of its 8 entries is set), else as uint8;
+    * integer maps as they are."""
+    dtype = runs.dtype
+    if dtype in _SAME_WIDTH_INT:
+        runs = runs.view(_SAME_WIDTH_INT[dtype])
+    elif dtype == torch.bool:
+        wide = runs.shape[1] % 8 == 0 and runs.is_contiguous() and runs.storage_offset() % 8 == 0
+        runs = runs.view(torch.int64) if wide else runs.view(torch.uint8)
+    return runs.amax(dim=1) > 0
+
+
 class _Fixated:
     """The fixated pixels of a batch as index lists: ``image`` and ``pixel`` (M,) int64 (row-major flat index within
     the image), ascending per image, and ``weight`` (M,) float64: the pixels with F > 0, weight 1 (``binary``, MIT) or
@@ -126,7 +152,7 @@ class _Fixated:
             run = math.gcd(numel, 256)  # runs of 64–256 pixels reduce fast and leave few candidates; else image rows
             run = run if run >= 64 else width
             runs = fmap.reshape(-1, run)
-            hit = (runs.amax(dim=1) > 0).nonzero().squeeze(1)
+            hit = _candidate_runs(runs).nonzero().squeeze(1)
             sub = runs.index_select(0, hit)
             r, c = (sub > 0).nonzero(as_tuple=True)
             flat, weight = hit[r] * run + c, sub[r, c]

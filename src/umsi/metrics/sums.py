@@ -86,10 +86,10 @@ def _moment_kernel(cross: bool) -> Callable[..., tuple[torch.Tensor, ...]]:
     def kernel(block: torch.Tensor, shift: torch.Tensor | None = None) -> tuple[torch.Tensor, ...]:
         if shift is not None:
             block.sub_(shift)
+        squares = _rowdot(block, block)
         if not cross:
-            return block.sum(dim=2), torch.linalg.vector_norm(block, dim=2).square_()
-        gram = torch.bmm(block, block.transpose(1, 2))  # all products of the maps in one pass
-        return block.sum(dim=2), gram.diagonal(dim1=1, dim2=2), gram[:, 0, 1]
+            return block.sum(dim=2), squares
+        return block.sum(dim=2), squares, _rowdot(block[:, 0], block[:, 1])
 
     return kernel
 
@@ -186,5 +186,21 @@ def _mass_step(shifts: torch.Tensor, empty: torch.Tensor) -> Callable[[torch.Ten
 
 
 def _rowdot(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """Σ a·b per row of two (r, n) float64 tensors: one BLAS pass, no (r, n) temporary → (r,)."""
-    return torch.bmm(a.unsqueeze(1), b.unsqueeze(2)).view(-1)
+    """Σ a·b over the last dimension of two float64 tensors of the same shape (..., n) → (...): one BLAS dot per
+    row, no (..., n) temporary. On the CPU through NumPy's ``matmul`` of (..., 1, n) by (..., n, 1), which calls the
+    BLAS dot per row: measured 5–10× faster there than ``torch.bmm`` or ``torch.linalg.vector_norm`` on the 0.5 MB
+    rows of a block, whose per-call cost dominated (issue 27)."""
+    if a.device.type == "cpu":
+        return torch.from_numpy(np.matmul(a.numpy()[..., None, :], b.numpy()[..., :, None])[..., 0, 0])
+    lead = a.shape[:-1]
+    return torch.bmm(a.reshape(-1, 1, a.shape[-1]), b.reshape(-1, b.shape[-1], 1)).view(lead)
+
+
+def _log_(x: torch.Tensor) -> torch.Tensor:
+    """Natural log in place of a float64 tensor; returns it. On the CPU through NumPy (its SIMD log: ~5× faster
+    than torch's there, measured on the 0.5 MB blocks of :func:`_sums`, issue 27); elsewhere ``torch.log_``."""
+    if x.device.type == "cpu":
+        array = x.numpy()
+        np.log(array, out=array)
+        return x
+    return x.log_()

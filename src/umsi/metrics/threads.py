@@ -18,11 +18,14 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
 import torch
+from threadpoolctl import ThreadpoolController
 
 _threads_lock = threading.Lock()
 _threads_saved: list[int] = []  # the intra-op thread count to restore, while metrics run on one thread
 _threads_users = 0
 _pool: ThreadPoolExecutor | None = None
+_blas_limits: list[Any] = []  # threadpoolctl's limiter of NumPy's BLAS, to restore when the last metric ends
+_blas: ThreadpoolController | None = None
 
 _PARALLEL_MIN_PIXELS = 1 << 17
 """A CPU batch with fewer pixels is scored on the calling thread (handing it to other threads costs more)."""
@@ -32,8 +35,8 @@ INLINE_PIXELS = 1 << 15
 
 @contextlib.contextmanager
 def _one_cpu_thread() -> Iterator[int]:
-    """Run torch's CPU operations on one thread meanwhile (restored after; reentrant and thread-safe); yields the
-    thread count that was set before, the CPU threads the caller allows.
+    """Run torch's CPU operations and NumPy's BLAS on one thread meanwhile (restored after; reentrant and
+    thread-safe); yields the thread count that was set before, the CPU threads the caller allows.
 
     The metrics issue many small operations (cache-sized blocks, per-image loops). For those OpenMP's fork/join costs
     more than a second thread gains, and on a loaded machine a descheduled worker thread stalls every operation:
@@ -44,6 +47,7 @@ def _one_cpu_thread() -> Iterator[int]:
         if _threads_users == 0:
             _threads_saved.append(torch.get_num_threads())
             torch.set_num_threads(1)
+            _blas_limits.append(_blas_controller().limit(limits=1, user_api="blas"))
         _threads_users += 1
         allowed = _threads_saved[0]
     try:
@@ -53,6 +57,17 @@ def _one_cpu_thread() -> Iterator[int]:
             _threads_users -= 1
             if _threads_users == 0:
                 torch.set_num_threads(_threads_saved.pop())
+                _blas_limits.pop().restore_original_limits()
+
+
+def _blas_controller() -> ThreadpoolController:
+    """threadpoolctl's view of the BLAS libraries loaded (NumPy's OpenBLAS), found once: the block sums call NumPy's
+    BLAS dot per row (:func:`umsi.metrics.sums._rowdot`), which must run on the calling thread: a multi-threaded
+    OpenBLAS called from the pool's threads at once serialises them (measured 10–50× slower on 2 cores, issue 27)."""
+    global _blas
+    if _blas is None:
+        _blas = ThreadpoolController()
+    return _blas
 
 
 def _thread_pool() -> ThreadPoolExecutor:
