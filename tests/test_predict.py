@@ -218,3 +218,33 @@ def test_predict_refuses_outputs_that_would_still_collide(checkpoint: Path, tmp_
     with pytest.raises(ValueError, match=r"input: .*a\.png and .*a_png\.jpg would both be written to .*a_png_heatmap"):
         run_predict(_cfg(ckpt=checkpoint, input=folder), out)
     assert not out.exists()
+
+
+def test_an_extreme_aspect_ratio_is_one_named_failure_and_the_rest_is_written(checkpoint: Path, tmp_path: Path) -> None:
+    """A 1×40,000 banner is predicted at its own size; a 1×200,000 ribbon (no overlay JPEG holds it) is one named
+    failure, and predictions.csv / .json are still written for the images done."""
+    folder = tmp_path / "in"
+    folder.mkdir()
+    Image.fromarray(_rgb(37, 53)).save(folder / "odd.png")
+    Image.fromarray(_rgb(1, 40_000, 1)).save(folder / "banner.png")
+    Image.fromarray(_rgb(1, 200_000, 2)).save(folder / "ribbon.png")
+    out = tmp_path / "out"
+    assert run_predict(_cfg(ckpt=checkpoint, input=folder), out) == 1
+    with open(out / "predictions.csv") as f:
+        rows = {Path(row["file"]).name: row for row in csv.DictReader(f)}
+    assert set(rows) == {"odd.png", "banner.png"}
+    assert cv2.imread(str(out / "banner_heatmap.png"), cv2.IMREAD_UNCHANGED).shape == (1, 40_000)
+    failed = json.loads((out / "predictions.json").read_text())["failed"]
+    assert failed == [
+        {
+            "file": str(folder / "ribbon.png"),
+            "error": "the image is 200000×1 pixels: a side over 65,535 pixels has no overlay JPEG; "
+            "crop or downscale it",
+        }
+    ]
+    from umsi.data.transforms import ImageShapeError
+
+    predictor = umsi.load(checkpoint)
+    assert predictor.predict(_rgb(1, 40_000)).heatmap.shape == (1, 40_000)
+    with pytest.raises(ImageShapeError, match=r"^image 1 is 200000×1 pixels: a side over 65,535 pixels"):
+        predictor.predict([_rgb(8, 8), np.zeros((1, 200_000, 3), np.uint8)])
