@@ -206,3 +206,25 @@ def test_latest_prefers_the_newest_pipeline_run(tmp_path: Path) -> None:
     assert find_latest_checkpoint(tmp_path) == ckpts["single"]
     with pytest.raises(FileNotFoundError, match="make train"):
         find_latest_checkpoint(tmp_path / "empty")
+
+
+def test_wandb_offline_table_thumbnails_are_files_of_the_run(
+    trained: Path, synthetic_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """wandb writes an offline run's table image cells as the string "Image" and no image file (wandb issue
+    #4611), so ``wandb sync`` had no thumbnail to upload. Read the offline run's files: every row of the per-image
+    table names a thumbnail PNG that is among them."""
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    for variable in ("WANDB_DATA_DIR", "WANDB_CACHE_DIR", "WANDB_CONFIG_DIR"):
+        monkeypatch.setenv(variable, str(tmp_path / "wandb_home"))
+    only_salicon = ("datasets.gdi=null", "datasets.imp1k=null", "examples=0", "logger.wandb=true")
+    evaluate(_eval_cfg(synthetic_root, trained, *only_salicon), tmp_path / "report")
+    (run,) = (tmp_path / "report" / "wandb").glob("offline-run-*")
+    (table_file,) = (run / "files" / "media" / "table" / "per_image").glob("*.table.json")
+    table = json.loads(table_file.read_text())
+    column = table["columns"].index("thumbnail file")
+    assert len(table["data"]) == 4  # the tiny SALICON val
+    for row in table["data"]:
+        thumbnail = cv2.imread(str(run / "files" / row[column]))
+        assert thumbnail is not None and max(thumbnail.shape[:2]) == 128, row
