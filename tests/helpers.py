@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+from typing import Any
+
 import pytorch_lightning as pl
 import torch
 from pytorch_lightning.callbacks import Callback
@@ -26,3 +29,12 @@ class RecordBatches(Callback):
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         self.paths.setdefault(trainer.current_epoch, []).extend(batch["path"])
+
+
+class OneSecondClock(datetime):
+    """Hydra's ``${now:…}`` clock stopped at one second (``monkeypatch.setattr(hydra.core.utils, "datetime", …)``):
+    every run starts 'in the same second'."""
+
+    @classmethod
+    def now(cls, tz: Any = None) -> datetime:
+        return datetime(2026, 1, 2, 3, 4, 5)

@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 from hydra import compose, initialize_config_dir
@@ -34,6 +35,47 @@ def test_unletterbox_follows_the_official_rule() -> None:
     canvas[:, 160:480] = 1.0  # where the image lies
     back = unletterbox(canvas, (300, 200))
     assert back.shape == (300, 200) and back.min() > 0.99
+
+
+def _official_postprocess(saliency: np.ndarray, hw: tuple[int, int]) -> np.ndarray:
+    """The official ``postprocess_predictions`` (umsi-reference §3) as written: resize the whole canvas, then crop."""
+    (out_h, out_w), (height, width) = saliency.shape, hw
+    if height / out_h > width / out_w:
+        new_w = (out_w * height) // out_h
+        left = (new_w - width) // 2
+        return cv2.resize(saliency, (new_w, height), interpolation=cv2.INTER_LINEAR)[:, left : left + width]
+    new_h = (out_h * width) // out_w
+    top = (new_h - height) // 2
+    return cv2.resize(saliency, (width, new_h), interpolation=cv2.INTER_LINEAR)[top : top + height]
+
+
+@pytest.mark.parametrize("canvas", [(480, 640), (60, 80), (30, 40)])
+def test_unletterbox_agrees_with_the_official_postprocessing(canvas: tuple[int, int]) -> None:
+    """Cropping first changes no number: within 1e-5 of the [0, 1] range of the official resize-then-crop, for
+    tall, wide, tiny, one-pixel and upscaled sizes."""
+    rng = np.random.default_rng(1)
+    saliency = rng.random(canvas).astype(np.float32)
+    for hw in [(300, 200), (100, 400), (480, 640), (37, 91), (1, 900), (900, 1), (3, 5000), (1080, 1920), (721, 17)]:
+        ours, official = unletterbox(saliency, hw), _official_postprocess(saliency, hw)
+        assert ours.shape == official.shape == hw and ours.dtype == np.float32
+        assert np.abs(ours - official).max() <= 1e-5, hw
+
+
+def test_extreme_aspect_ratio_unletterbox_memory_is_o_of_pixels() -> None:
+    """A 1×8000 (and 8000×1) image needs 8000 values, not the 6000×8000 canvas (192 MB) the resize-then-crop made:
+    the peak resident memory of a fresh process grows by less than 20 MB."""
+    code = (
+        "import resource, numpy as np\n"
+        "from umsi.data.transforms import unletterbox\n"
+        "m = np.random.default_rng(0).random((480, 640)).astype(np.float32)\n"
+        "unletterbox(m, (40, 60))\n"  # warm up NumPy / OpenCV
+        "before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
+        "assert unletterbox(m, (1, 8000)).shape == (1, 8000) and unletterbox(m, (8000, 1)).shape == (8000, 1)\n"
+        "print((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert float(result.stdout.strip()) < 20, f"peak memory grew {result.stdout.strip()} MB"
 
 
 def _eval_cfg(synthetic_root: Path, outputs: Path, *extra: str):
@@ -164,3 +206,25 @@ def test_latest_prefers_the_newest_pipeline_run(tmp_path: Path) -> None:
     assert find_latest_checkpoint(tmp_path) == ckpts["single"]
     with pytest.raises(FileNotFoundError, match="make train"):
         find_latest_checkpoint(tmp_path / "empty")
+
+
+def test_wandb_offline_table_thumbnails_are_files_of_the_run(
+    trained: Path, synthetic_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """wandb writes an offline run's table image cells as the string "Image" and no image file (wandb issue
+    #4611), so ``wandb sync`` had no thumbnail to upload. Read the offline run's files: every row of the per-image
+    table names a thumbnail PNG that is among them."""
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    for variable in ("WANDB_DATA_DIR", "WANDB_CACHE_DIR", "WANDB_CONFIG_DIR"):
+        monkeypatch.setenv(variable, str(tmp_path / "wandb_home"))
+    only_salicon = ("datasets.gdi=null", "datasets.imp1k=null", "examples=0", "logger.wandb=true")
+    evaluate(_eval_cfg(synthetic_root, trained, *only_salicon), tmp_path / "report")
+    (run,) = (tmp_path / "report" / "wandb").glob("offline-run-*")
+    (table_file,) = (run / "files" / "media" / "table" / "per_image").glob("*.table.json")
+    table = json.loads(table_file.read_text())
+    column = table["columns"].index("thumbnail file")
+    assert len(table["data"]) == 4  # the tiny SALICON val
+    for row in table["data"]:
+        thumbnail = cv2.imread(str(run / "files" / row[column]))
+        assert thumbnail is not None and max(thumbnail.shape[:2]) == 128, row

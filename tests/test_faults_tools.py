@@ -9,7 +9,6 @@ import shutil
 import subprocess
 import sys
 from collections.abc import Callable
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +21,7 @@ from hydra.core.hydra_config import HydraConfig
 from PIL import Image
 
 from conftest import tiny_overrides
+from helpers import OneSecondClock as _OneSecond
 from umsi.cli.config_check import hydra_cli
 from umsi.paths import CONFIG_DIR
 
@@ -140,14 +140,6 @@ def test_resumed_run_keeps_its_csv_metric_history(tiny_cfg, tmp_path: Path) -> N
 
 
 # ------------------------------------------------------------ item 9: a run folder of its own
-
-
-class _OneSecond(datetime):
-    """Hydra's ``${now:…}`` clock stopped at one second: every run starts 'in the same second'."""
-
-    @classmethod
-    def now(cls, tz: Any = None) -> datetime:
-        return datetime(2026, 1, 2, 3, 4, 5)
 
 
 def _recording_app(seen: list[tuple[str, float]]) -> Callable[[], Any]:

@@ -218,3 +218,96 @@ def test_predict_refuses_outputs_that_would_still_collide(checkpoint: Path, tmp_
     with pytest.raises(ValueError, match=r"input: .*a\.png and .*a_png\.jpg would both be written to .*a_png_heatmap"):
         run_predict(_cfg(ckpt=checkpoint, input=folder), out)
     assert not out.exists()
+
+
+def test_an_extreme_aspect_ratio_is_one_named_failure_and_the_rest_is_written(checkpoint: Path, tmp_path: Path) -> None:
+    """A 1×40,000 banner is predicted at its own size; a 1×200,000 ribbon (no overlay JPEG holds it) is one named
+    failure, and predictions.csv / .json are still written for the images done."""
+    folder = tmp_path / "in"
+    folder.mkdir()
+    Image.fromarray(_rgb(37, 53)).save(folder / "odd.png")
+    Image.fromarray(_rgb(1, 40_000, 1)).save(folder / "banner.png")
+    Image.fromarray(_rgb(1, 200_000, 2)).save(folder / "ribbon.png")
+    out = tmp_path / "out"
+    assert run_predict(_cfg(ckpt=checkpoint, input=folder), out) == 1
+    with open(out / "predictions.csv") as f:
+        rows = {Path(row["file"]).name: row for row in csv.DictReader(f)}
+    assert set(rows) == {"odd.png", "banner.png"}
+    assert cv2.imread(str(out / "banner_heatmap.png"), cv2.IMREAD_UNCHANGED).shape == (1, 40_000)
+    failed = json.loads((out / "predictions.json").read_text())["failed"]
+    assert failed == [
+        {
+            "file": str(folder / "ribbon.png"),
+            "error": "the image is 200000×1 pixels: a side over 65,535 pixels has no overlay JPEG; "
+            "crop or downscale it",
+        }
+    ]
+    from umsi.data.transforms import ImageShapeError
+
+    predictor = umsi.load(checkpoint)
+    assert predictor.predict(_rgb(1, 40_000)).heatmap.shape == (1, 40_000)
+    with pytest.raises(ImageShapeError, match=r"^image 1 is 200000×1 pixels: a side over 65,535 pixels"):
+        predictor.predict([_rgb(8, 8), np.zeros((1, 200_000, 3), np.uint8)])
+
+
+def test_dotdot_inputs_never_write_outside_output(
+    checkpoint: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``input=[../campaign/,banner.png]`` from a sub-folder, with ``overwrite=true``: output names come from the real
+    paths (``campaign/…``, ``sub/…`` below their common folder), nothing is written outside ``output=``, and a user's
+    file where a ``..`` name used to land is untouched; predictions.csv names the real files, without ``..``."""
+    work = tmp_path / "work"
+    (work / "campaign").mkdir(parents=True)
+    (work / "sub" / "campaign").mkdir(parents=True)
+    Image.fromarray(_rgb(20, 24, 1)).save(work / "campaign" / "a.png")
+    Image.fromarray(_rgb(24, 20, 2)).save(work / "sub" / "banner.png")
+    mine = work / "sub" / "campaign" / "a_heatmap.png"  # where out/../campaign/a_heatmap.png lands
+    mine.write_bytes(b"the user's own file")
+    before = {p for p in tmp_path.rglob("*")}
+    monkeypatch.chdir(work / "sub")
+    assert run_predict(_cfg(ckpt=checkpoint, input="[../campaign/,banner.png]", overwrite="true"), Path("out")) == 0
+    written = {p for p in tmp_path.rglob("*") if p.is_file()} - before
+    out = (work / "sub" / "out").resolve()
+    assert written and all(p.resolve().is_relative_to(out) for p in written), sorted(map(str, written))
+    assert mine.read_bytes() == b"the user's own file"
+    rows = list(csv.DictReader((out / "predictions.csv").open()))
+    assert sorted((r["file"], r["heatmap"]) for r in rows) == [
+        (str((work / "campaign" / "a.png").resolve()), "campaign/a_heatmap.png"),
+        (str((work / "sub" / "banner.png").resolve()), "sub/banner_heatmap.png"),
+    ]
+
+
+def test_parallel_runs_in_the_same_second_get_folders_of_their_own(
+    checkpoint: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """umsi-predict and umsi-eval started in the same second (Hydra's clock stopped) no longer share, and silently
+    replace, one default output folder: the second run gets ``<time>_2``, as umsi-train's runs do."""
+    import hydra.core.utils
+    from hydra.core.hydra_config import HydraConfig
+
+    from helpers import OneSecondClock
+    from umsi.cli.config_check import hydra_cli
+    from umsi.cli.predict import main as predict_main
+
+    monkeypatch.setattr(hydra.core.utils, "datetime", OneSecondClock)
+    monkeypatch.chdir(tmp_path)
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for seed in (1, 2):  # two different inputs: each run's CSV must stay its own
+        Image.fromarray(_rgb(20, 24, seed)).save(folder / f"shot{seed}.png")
+        argv = ["umsi-predict", f"ckpt={checkpoint}", f"input={folder / f'shot{seed}.png'}", "progress=false"]
+        monkeypatch.setattr(sys, "argv", [*argv, "num_workers=0"])
+        predict_main()
+    runs = tmp_path / "outputs" / "predict" / "2026-01-02"
+    assert sorted(p.name for p in runs.iterdir()) == ["03-04-05", "03-04-05_2"]
+    for name, seed in (("03-04-05", 1), ("03-04-05_2", 2)):
+        rows = list(csv.DictReader((runs / name / "predictions.csv").open()))
+        assert [Path(r["file"]).name for r in rows] == [f"shot{seed}.png"], name
+
+    seen: list[str] = []
+    eval_app = hydra_cli("eval", config_dir=CONFIG_DIR)(lambda cfg: seen.append(HydraConfig.get().runtime.output_dir))
+    for _ in range(2):
+        monkeypatch.setattr(sys, "argv", ["umsi-eval"])
+        eval_app()
+    reports = tmp_path / "outputs" / "eval" / "2026-01-02"
+    assert seen == [str(reports / "03-04-05"), str(reports / "03-04-05_2")]

@@ -102,6 +102,41 @@ def test_offline_with_an_empty_cache_stops_before_a_run_folder(synthetic_root: P
     assert not run_dir.exists() and not (tmp_path / "outputs").exists()
 
 
+def test_a_damaged_cached_weights_file_is_refused_before_a_run_folder(
+    synthetic_root: Path, tmp_path: Path, legacy_state: dict[str, torch.Tensor]
+) -> None:
+    """An empty and a partial cached encoder weights file (an interrupted copy of the cache to an offline machine):
+    the pre-run check opens it as the loader does and refuses it with one line naming the file and saying to
+    delete it, exit code 2 and no run folder (it used to pass, make the folder and fail in training, exit 1)."""
+    env = {**ENV, "HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path / "hf"), "TORCH_HOME": str(tmp_path / "torch")}
+    url = timm.models.get_pretrained_cfg("legacy_xception").url
+    cached = tmp_path / "torch" / "hub" / "checkpoints" / Path(url).name
+    cached.parent.mkdir(parents=True)
+    whole = tmp_path / "whole.pth"
+    torch.save(legacy_state, whole)
+    run_dir = tmp_path / "run"
+    cmd = [
+        str(BIN / "umsi-train"),
+        "experiment=reproduce",
+        "model.pretrained=true",
+        f"paths.datasets_dir={synthetic_root}",
+        "data.salicon_per_epoch=12",
+        f"hydra.run.dir={run_dir}",
+    ]
+    for kind, data in {"empty": b"", "partial": whole.read_bytes()[: whole.stat().st_size // 3]}.items():
+        cached.write_bytes(data)
+        result = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=tmp_path, timeout=600)
+        assert result.returncode == 2, (kind, result.stderr[-2000:])
+        line = _one_line(result.stderr)
+        why = "an empty file" if kind == "empty" else f"{len(data):,} bytes that do not load: "
+        assert line.startswith(
+            "umsi-train: encoder weights: model.pretrained=true: the cached ImageNet weights of "
+            f"legacy_xception.tf_in1k at {cached} are damaged ({why}"
+        ), (kind, line)
+        assert "Delete that file and run again with network access" in line, (kind, line)
+        assert not run_dir.exists() and not (tmp_path / "outputs").exists(), kind
+
+
 def test_an_hf_hosted_encoder_names_the_hugging_face_cache(offline_caches: Path) -> None:
     with pytest.raises(PretrainedWeightsError) as err:
         fetch_pretrained_weights("xception41")

@@ -36,7 +36,7 @@ from umsi.checkpoints.loading import save_model
 from umsi.inference.predict import run_predict
 from umsi.models import UMSI
 from umsi.paths import CONFIG_DIR
-from umsi.serving.process import ServerProcess, get_json, start_server, stop_server
+from umsi.serving.process import ServerProcess, descendants, get_json, peak_rss_mb, start_server, stop_server
 from umsi.serving.uploads import UploadError, answer_kind, check_image, clean_name, image_from_json, media_type
 
 CLASSES = ["advertisements", "infographics", "mobile_uis", "movie_posters", "webpages", "natural_images"]
@@ -307,6 +307,9 @@ def test_bench_serve_part_measures_server_and_in_process_in_one_run(tmp_path: Pa
         assert row["requests_per_second"] > 0 and 0 < row["p50_ms"] <= row["p95_ms"]
     assert serve["in_process"]["p50_ms"] > 0 and serve["ratio_p50_1_client"] > 0 and serve["server_exit_code"] == 0
     assert "## Serving on the CPU" in report and "umsi-serve p50 at 1 client ≤ 1.2× in-process" in report
+    strip = serve["extreme_aspect"]  # issue 23's section: a 1×40,000 PNG while another client's requests run
+    assert strip["status"] == 200 and len(strip["others_ms"]) == 3 and strip["ratio_slowest_to_alone_p50"] > 0
+    assert "A 1×40000 PNG" in report and "a 1×40,000 PNG in flight" in report
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -463,24 +466,12 @@ def test_32_concurrent_requests_mixed_good_and_bad(
 # issue 23: faults replayed against the server
 
 
-def _peak_rss_mb(pid: int) -> float:
-    """The peak resident memory (VmHWM) of ``pid`` and every process below it, in MB (Linux /proc)."""
-    total = 0.0
-    for process in {pid, *_descendants(pid)}:
-        try:
-            status = Path(f"/proc/{process}/status").read_text()
-        except OSError:
-            continue
-        total += next((int(line.split()[1]) / 1024 for line in status.splitlines() if line.startswith("VmHWM")), 0.0)
-    return total
-
-
 def test_extreme_aspect_ratio_is_served_in_o_of_its_pixels(server: ServerProcess) -> None:
     """A valid 1×40,000 PNG (a few hundred bytes) is answered at its own size without the 30,000×40,000 canvas the
     old un-letterboxing made (about 5 GB): the server's peak memory grows < 500 MB. A 1×200,000 PNG (no overlay
     JPEG can hold it) is a one-line 413, and the server keeps serving."""
     strip = _png_bytes(Image.fromarray(_rgb(1, 40_000, 5)))
-    before = _peak_rss_mb(server.process.pid)
+    before = peak_rss_mb(server.process.pid)
     response = _post(server, files={"image": ("banner.png", strip)})
     assert response.status_code == 200, response.text[-500:]
     assert response.json()["input_size"] == {"height": 1, "width": 40_000}
@@ -488,7 +479,7 @@ def test_extreme_aspect_ratio_is_served_in_o_of_its_pixels(server: ServerProcess
     assert heatmap.shape == (1, 40_000)
     overlay = _post(server, "?overlay=true", files={"image": ("banner.png", strip)})
     assert overlay.status_code == 200 and overlay.content[:2] == b"\xff\xd8"
-    grown = _peak_rss_mb(server.process.pid) - before
+    grown = peak_rss_mb(server.process.pid) - before
     assert grown < 500, f"peak memory grew {grown:.0f} MB"
     huge = _post(server, files={"image": ("ribbon.png", _png_bytes(Image.fromarray(_rgb(1, 200_000, 6))))})
     assert huge.status_code == 413, huge.text[-500:]
@@ -606,23 +597,6 @@ def test_the_page_shows_overlay_heatmap_and_classes(
         shutil.copyfile(shot, os.environ[SCREENSHOT_ENV])
 
 
-def _descendants(pid: int) -> set[int]:
-    """Every process below ``pid`` (Linux /proc)."""
-    children: dict[int, list[int]] = {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
-    found, todo = set(), [pid]
-    while todo:
-        for child in children.get(todo.pop(), []):
-            found.add(child)
-            todo.append(child)
-    return found
-
-
 def _running(pid: int) -> bool:
     try:
         return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
@@ -632,7 +606,7 @@ def _running(pid: int) -> bool:
 
 def test_sigterm_stops_the_server_cleanly(server: ServerProcess) -> None:
     """Last in the module: the server's children (HTTP server, inference worker, queue manager) end with it."""
-    children = _descendants(server.process.pid)
+    children = descendants(server.process.pid)
     assert len(children) >= 3, children
     assert stop_server(server, timeout=180) == 0, server.log_tail()
     deadline = time.monotonic() + 30  # multiprocessing's resource tracker leaves once its pipe closes

@@ -96,5 +96,29 @@ def test_a_split_recorded_for_another_tree_is_not_used(synthetic_root: Path, tmp
     assert source == f"{imp1k / IMP1K_SPLIT_FILE} ({split_path} is for another imp1k tree (/other))"
     assert len(items) == 10  # the tree's own split file
     split_path.write_text(json.dumps({"imp1k": {"root": str(imp1k), "source": "", "train": present, "val": ["x.png"]}}))
-    with pytest.raises(DatasetLayoutError, match=r"1 of the 3 imp1k images the run trained and validated on are miss"):
+    with pytest.raises(DatasetLayoutError, match=r"1 of the 1 imp1k images the run validated on \(the ones"):
         dataset_items("imp1k", imp1k, names, cfg, split_path)
+
+
+def test_an_evaluation_only_tree_without_the_training_images_is_scored(synthetic_root: Path, tmp_path: Path) -> None:
+    """A machine holding only the evaluation data: the run's split lists training images that are absent there.
+    They are never scored, so the recorded validation list is used, and the overlap check finds none of them."""
+    from hydra import initialize_config_dir
+
+    from umsi.data.layouts import class_names
+    from umsi.evaluation.runner import dataset_items
+    from umsi.paths import CONFIG_DIR
+
+    imp1k = shutil.copytree(synthetic_root / "imp1k", tmp_path / "imp1k")
+    names = class_names(imp1k)
+    images = sorted(p.relative_to(imp1k).as_posix() for p in (imp1k / "imgs").rglob("*.jpg"))
+    train, val = images[:-4], images[-4:]
+    for name in train:  # the evaluation machine has only the validation images
+        (imp1k / name).unlink()
+    split_path = tmp_path / SPLIT_FILE
+    split_path.write_text(json.dumps({"imp1k": {"root": str(imp1k), "source": "", "train": train, "val": val}}))
+    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+        cfg = compose(config_name="eval", overrides=["paths.root_dir=/tmp/x"])
+    items, source = dataset_items("imp1k", imp1k, names, cfg, split_path)
+    assert [item.image for item in items] == [imp1k / name for name in val]
+    assert source == f"{split_path} (the validation list recorded by the model's training run)"

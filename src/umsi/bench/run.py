@@ -221,9 +221,10 @@ def assess_targets(results: dict[str, Any], device: str) -> list[dict[str, Any]]
         }
     )
     rows.append(_metrics_target(results.get("metrics"), device))
-    from umsi.bench.serve import serve_target
+    from umsi.bench.serve import serve_target, strip_target
 
     rows.append(serve_target(results.get("serve")))
+    rows.append(strip_target(results.get("serve")))
     return rows
 
 

@@ -6,6 +6,11 @@ bench's input size; the image a JPEG of ``image_size``. The in-process calls and
 so both see the same machine load. Then 8 clients (threads, each sending its requests one after another) load
 the server at once. Latency is the wall time of one ``POST /predict`` (multipart upload → JSON with the heatmap
 PNG), requests per second the number answered over the wall time of the whole burst.
+
+Last, the extreme aspect ratio (issue 23): one client sends the normal image ``others`` times in a row while a
+second client sends a 1×40,000 PNG as soon as the first request is in flight. The normal requests' latencies are
+compared with the 1-client p50 (target: the slowest within 2×), and the server's peak resident memory (its
+process and workers, ``VmHWM``) before and after (target: < 500 MB more).
 """
 
 from __future__ import annotations
@@ -22,6 +27,9 @@ import numpy as np
 import torch
 
 TARGET_RATIO = 1.2  # served p50 at 1 client / in-process Predictor.predict p50 (issue: umsi-serve)
+STRIP_SIZE = (1, 40_000)  # the extreme aspect ratio of issue 23: a valid PNG of a few hundred bytes
+STRIP_LATENCY_RATIO = 2.0  # the slowest normal request during the strip / the 1-client p50
+STRIP_MEMORY_MB = 500.0  # the server's peak memory growth allowed for the strip
 
 
 def _percentile(values: list[float], q: float) -> float:
@@ -97,10 +105,12 @@ def bench_serve(
                 began = time.perf_counter()
                 burst = list(pool.map(lambda _: [request() for _ in range(requests_per_client)], range(clients)))
                 burst_wall = time.perf_counter() - began
+            strip = _strip_during_requests(server, request, others=3)
         finally:
             code = stop_server(server)
     in_p50 = 1000 * statistics.median(in_process)
     one = _summary(served, single_wall)
+    strip["ratio_slowest_to_alone_p50"] = max(strip["others_ms"]) / one["p50_ms"]
     return {
         "model": "UMSI() random weights (released architecture)",
         "input_size": list(input_size),
@@ -109,8 +119,54 @@ def bench_serve(
         "in_process": {"calls": len(in_process), "p50_ms": in_p50, "p95_ms": 1000 * _percentile(in_process, 95)},
         "clients": {"1": one, str(clients): _summary([s for c in burst for s in c], burst_wall)},
         "ratio_p50_1_client": one["p50_ms"] / in_p50,
+        "extreme_aspect": strip,
         "server_exit_code": code,
         "seconds": time.perf_counter() - start,
+    }
+
+
+def _strip_during_requests(server: Any, request: Any, others: int) -> dict[str, Any]:
+    """``others`` normal requests one after another from one client while a second sends a 1×40,000 PNG once the
+    first is in flight → their latencies (ms), the strip's status and latency, the server's peak memory growth."""
+    import requests
+
+    from umsi.serving.process import peak_rss_mb
+
+    png = cv2.imencode(".png", np.full((*STRIP_SIZE, 3), 128, np.uint8))[1].tobytes()
+    before = peak_rss_mb(server.process.pid)
+
+    def send_strip() -> tuple[int, float]:
+        began = time.perf_counter()
+        response = requests.post(server.url + "/predict", files={"image": ("strip.png", png)}, timeout=600)
+        return response.status_code, time.perf_counter() - began
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        normal = pool.submit(lambda: [request() for _ in range(others)])
+        time.sleep(0.02)  # the first normal request is on its way
+        status, strip_seconds = pool.submit(send_strip).result()
+        seconds = normal.result()
+    return {
+        "image": f"{STRIP_SIZE[0]}×{STRIP_SIZE[1]} PNG",
+        "bytes": len(png),
+        "status": status,
+        "strip_ms": 1000 * strip_seconds,
+        "others_ms": [1000 * s for s in seconds],
+        "memory_growth_mb": peak_rss_mb(server.process.pid) - before,
+    }
+
+
+def strip_target(result: dict[str, Any] | None) -> dict[str, Any]:
+    """Issue 23's extreme-aspect target as a row of ``bench.md``'s target table."""
+    strip = None if result is None else result.get("extreme_aspect")
+    return {
+        "target": f"a 1×40,000 PNG in flight: other requests ≤ {STRIP_LATENCY_RATIO:g}× their latency alone, server "
+        f"memory < {STRIP_MEMORY_MB:.0f} MB more",
+        "measured": None
+        if strip is None
+        else f"{strip['ratio_slowest_to_alone_p50']:.2f}×, {strip['memory_growth_mb']:.0f} MB",
+        "met": None
+        if strip is None
+        else strip["ratio_slowest_to_alone_p50"] <= STRIP_LATENCY_RATIO and strip["memory_growth_mb"] < STRIP_MEMORY_MB,
     }
 
 
@@ -147,6 +203,17 @@ def serve_markdown(result: dict[str, Any]) -> list[str]:
         f"alternating with the 1-client requests). Served / in-process p50: **{result['ratio_p50_1_client']:.3f}** "
         f"(target ≤ {TARGET_RATIO}).",
     ]
+    strip = result.get("extreme_aspect")
+    if strip:
+        others = ", ".join(f"{ms:.0f}" for ms in strip["others_ms"])
+        lines += [
+            "",
+            f"A {strip['image']} ({strip['bytes']} bytes) sent while another client's requests are in flight: answered "
+            f"{strip['status']} in {strip['strip_ms']:.0f} ms; the other client's {len(strip['others_ms'])} requests "
+            f"took {others} ms, the slowest **{strip['ratio_slowest_to_alone_p50']:.2f}×** the 1-client p50 (target "
+            f"≤ {STRIP_LATENCY_RATIO:g}×); the server's peak memory grew **{strip['memory_growth_mb']:.0f} MB** "
+            f"(target < {STRIP_MEMORY_MB:.0f} MB).",
+        ]
     return lines
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytorch_lightning as pl
-from pytorch_lightning.callbacks import Callback, ModelCheckpoint
+from pytorch_lightning.callbacks import Checkpoint, ModelCheckpoint
 from pytorch_lightning.utilities import rank_zero_only
 
 from umsi.utils.io import write_json
@@ -26,11 +26,25 @@ def best_checkpoint(trainer: pl.Trainer) -> dict[str, object]:
     }
 
 
-class BestCheckpointHandoff(Callback):
-    """Writes :func:`best_checkpoint` to ``path`` after every validation and at the end of fitting."""
+class BestCheckpointHandoff(Checkpoint):
+    """Writes :func:`best_checkpoint` to ``path`` after every validation, every training epoch and at the end of
+    fitting, each time after the ``ModelCheckpoint`` callbacks have saved (and deleted what they replace), so the
+    file never names a checkpoint that is gone, even when the run is killed between two epochs.
+
+    ``ModelCheckpoint`` saves in ``on_train_epoch_end`` (one validation per epoch) or ``on_validation_end``.
+    Lightning calls ``on_train_epoch_end`` of the checkpoint callbacks (``Checkpoint`` subclasses) after every
+    other callback's, and it calls hooks in the order of ``trainer.callbacks``, where it moves the checkpoint
+    callbacks to the end. So this is a ``Checkpoint`` (it saves no model itself) and :meth:`setup` moves it behind
+    the last ``ModelCheckpoint``."""
 
     def __init__(self, path: str) -> None:
         self.path = Path(path)
+
+    def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        callbacks = [c for c in trainer.callbacks if c is not self]
+        last_checkpoint = max((i for i, c in enumerate(callbacks) if isinstance(c, ModelCheckpoint)), default=-1)
+        # a new list: the hook loop that is calling this one goes on over the old list unchanged
+        trainer.callbacks = [*callbacks[: last_checkpoint + 1], self, *callbacks[last_checkpoint + 1 :]]
 
     @rank_zero_only
     def _write(self, trainer: pl.Trainer) -> None:
@@ -40,6 +54,9 @@ class BestCheckpointHandoff(Callback):
 
     def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self._write(trainer)
+
+    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._write(trainer)  # ModelCheckpoint(save_on_train_epoch_end=True) saves here
 
     def on_fit_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self._write(trainer)

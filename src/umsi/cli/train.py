@@ -12,13 +12,16 @@ def check_encoder_weights(cfg: DictConfig) -> None:
     """With ``model.pretrained=true`` and no ``model.pretrained_file`` (which wins) the encoder's ImageNet weights
     must be in timm's cache or downloadable (they are downloaded into the cache here). Not needed when the
     weights come from ``init_ckpt``. Raises :class:`~umsi.models.PretrainedWeightsError` (one line naming
-    both keys, the weights and timm's cache folder). Imports torch and timm only when it has something to check."""
+    both keys, the weights and timm's cache folder). The cached file is then opened as the loader opens it: a
+    damaged one (empty, partial) is refused with one line naming it and saying to delete it
+    (:func:`~umsi.models.encoder.check_cached_weights`). Imports torch and timm only when it has something to check."""
     model = cfg.get("model") or {}
     if not model.get("pretrained") or model.get("pretrained_file") or cfg.get("init_ckpt"):
         return
-    from umsi.models.encoder import fetch_pretrained_weights
+    from umsi.models.encoder import check_cached_weights, fetch_pretrained_weights
 
-    fetch_pretrained_weights(str(model.get("encoder")))
+    encoder = str(model.get("encoder"))
+    check_cached_weights(encoder, fetch_pretrained_weights(encoder))
 
 
 def check_stage_needs(cfg: DictConfig) -> None:

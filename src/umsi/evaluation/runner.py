@@ -93,25 +93,27 @@ def dataset_items(
 
 
 def _recorded_entry(split_path: Path | None, key: str, root: Path) -> tuple[dict[str, Any] | None, str]:
-    """The entry of dataset ``key`` in a run's recorded split, if it applies to the tree at ``root``: all of its
-    images lie under ``root`` (where it was recorded, or a copy moved here). With none of them there, it was
-    recorded for another tree (the model is evaluated on other data): ``None`` and why. A tree with only some of
-    them changed since training: :class:`~umsi.data.layouts.DatasetLayoutError`."""
+    """The entry of dataset ``key`` in a run's recorded split, if it applies to the tree at ``root``: some of its
+    images lie under ``root`` (where it was recorded, or a copy moved here) and every image of its validation list,
+    the one that is scored, does. The training list is never scored, so an evaluation-only tree (SALICON val,
+    Imp1k test) without it is fine. With none of its images there, it was recorded for another tree (the model is
+    evaluated on other data): ``None`` and why. A validation image missing from this tree:
+    :class:`~umsi.data.layouts.DatasetLayoutError`."""
     if split_path is None:
         return None, "no split recorded with the checkpoint"
     entry = read_split(split_path).get(key)
     if entry is None:
         return None, f"{split_path} has no {key} lists"
-    images = recorded_images(entry, "train", root) + recorded_images(entry, "val", root)
-    present = sum(path.is_file() for path in images)
-    if present == len(images):
-        return entry, ""
-    if present:
+    scored = recorded_images(entry, "val", root)
+    if not any(path.is_file() for path in scored + recorded_images(entry, "train", root)):
+        return None, f"{split_path} is for another {key} tree ({entry['root']})"
+    missing = sum(not path.is_file() for path in scored)
+    if missing:
         raise layouts.DatasetLayoutError(
-            f"{split_path}: {len(images) - present} of the {len(images)} {key} images the run trained and validated "
-            f"on are missing under {root}; evaluate on the tree the run used, or restore them"
+            f"{split_path}: {missing} of the {len(scored)} {key} images the run validated on (the ones scored) are "
+            f"missing under {root}; evaluate on the tree the run used, or restore them"
         )
-    return None, f"{split_path} is for another {key} tree ({entry['root']})"
+    return entry, ""
 
 
 def _imgs_relative(path: Path, root: Path, split_path: Path | None) -> str:

@@ -418,29 +418,50 @@ def _thumbnail(path: Path, size: int = 128) -> np.ndarray:
     return cv2.resize(image, (max(1, round(image.shape[1] * scale)), max(1, round(image.shape[0] * scale))))
 
 
+def _thumbnail_file(run: Any, model: str, key: str, number: int, image: Path) -> tuple[Path, str]:
+    """Write ``image``'s thumbnail as a PNG among the run's own files (``<run.dir>/per_image/<model>/<dataset>/``,
+    uploaded by ``wandb sync``) → (its path, its name relative to the run's files)."""
+    relative = f"per_image/{_slug(model)}/{key}/{number:05d}_{_slug(image.stem)}.png"
+    path = Path(run.dir) / relative
+    png = cv2.imencode(".png", _thumbnail(image)[..., ::-1])[1].tobytes()
+    atomic_write(path, lambda tmp: tmp.write_bytes(png))
+    run.save(str(path), base_path=str(run.dir), policy="now")
+    return path, relative
+
+
 def log_to_wandb(run: Any, written: WrittenReport, evaluated: Sequence[Evaluated], settings: ReportSettings) -> None:
     """The report's figures as ``wandb.Image`` panels (``report/<name>``), the page as ``wandb.Html`` and, per
-    model, a ``wandb.Table`` of per-image scores (dataset, image, class, predicted class, CC, KL, path) whose
-    filters find failure cases interactively."""
+    model, a ``wandb.Table`` of per-image scores (dataset, image, class, predicted class, CC, KL, path, thumbnail
+    file) whose filters find failure cases interactively.
+
+    Thumbnails (``wandb_thumbnails``): in an offline run wandb (0.31, wandb issue #4611) writes a table's image
+    cells as the string "Image" and no image file, so ``wandb sync`` has nothing to upload. Each thumbnail is
+    therefore also a PNG among the run's own files (:func:`_thumbnail_file`), which the table's ``thumbnail file``
+    column names; online, the ``image`` column shows it as well."""
     import wandb
 
     for figure, path in written.figures:
         run.log({f"report/{figure.name}": wandb.Image(str(path), caption=figure.title)})
-    columns = ["dataset", "image", "class", "predicted class", "CC", "KL", "path"]
+    columns = ["dataset", "image", "class", "predicted class", "CC", "KL", "path", "thumbnail file"]
     for ev in evaluated:
         table = wandb.Table(columns=columns)
         names = ev.model.class_names
         for key, records in ev.records.items():
-            for item, r in zip(ev.items[key], records, strict=True):
+            for number, (item, r) in enumerate(zip(ev.items[key], records, strict=True)):
                 label, predicted = r.get("label", -1), r.get("predicted_label")
+                thumbnail, relative = None, None
+                if settings.wandb_thumbnails:
+                    path, relative = _thumbnail_file(run, ev.model.name, key, number, item.image)
+                    thumbnail = wandb.Image(str(path))
                 table.add_data(
                     DATASET_TITLES[key],
-                    wandb.Image(_thumbnail(item.image)) if settings.wandb_thumbnails else None,
+                    thumbnail,
                     class_title(names[label]) if label >= 0 else None,
                     class_title(names[predicted]) if predicted is not None else None,
                     r[F.CC_KEY],
                     r[F.KL_KEY],
                     r["path"],
+                    relative,
                 )
         run.log({f"per_image/{_slug(ev.model.name)}": table})
     run.log({"report_html": wandb.Html(written.html.read_text(encoding="utf-8"))})

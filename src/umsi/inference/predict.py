@@ -62,22 +62,30 @@ class RunRecord:
     model_seconds: float = 0.0
 
 
+def real_path(path: str | Path) -> Path:
+    """``path`` absolute, its folders real (every ``..``, ``.`` and symbolic link resolved), its own name kept."""
+    path = Path(path)
+    return Path(os.path.realpath(path.parent)) / path.name
+
+
 def _expand(spec: str) -> tuple[list[Path], Path]:
     """One ``input=`` entry: a file, a folder (recursive, image suffixes only) or a glob → (sorted files, the
-    folder their output names are relative to: the folder itself, a file's folder, a glob's common folder)."""
+    folder their output names are relative to: the folder itself, a file's folder, a glob's common folder), all
+    real paths (:func:`real_path`), so ``../campaign/`` names the folder it is, never a ``..`` in an output name."""
     path = Path(spec).expanduser()
     if path.is_file():
-        return [path], path.parent
+        return [real_path(path)], real_path(path).parent
     if path.is_dir():
-        files = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+        root = Path(os.path.realpath(path))
+        files = sorted(real_path(p) for p in root.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
         if not files:
             raise PredictError(f"input={spec}: the folder has no image files ({', '.join(IMAGE_SUFFIXES)})")
-        return files, path
+        return files, root
     if any(c in spec for c in GLOB_CHARS):
-        files = sorted(Path(p) for p in glob.glob(str(path), recursive=True) if Path(p).is_file())
+        files = sorted(real_path(p) for p in glob.glob(str(path), recursive=True) if Path(p).is_file())
         if not files:
             raise PredictError(f"input={spec}: the pattern matches no file")
-        return files, Path(os.path.commonpath([f.absolute().parent for f in files]))
+        return files, Path(os.path.commonpath([f.parent for f in files]))
     raise PredictError(f"input={spec}: no such file or folder (a glob needs * ? or [ ])")
 
 
@@ -90,13 +98,13 @@ def find_inputs(spec: str | Sequence[str]) -> tuple[list[Path], Path]:
     specs = [spec] if isinstance(spec, str | os.PathLike) else [str(s) for s in spec]
     if not specs:
         raise PredictError("input=[]: give at least one image file, folder or glob")
-    files: dict[Path, Path] = {}
+    files: dict[Path, None] = {}
     roots = []
     for entry in specs:
         found, root = _expand(str(entry))
-        roots.append(root.absolute())
-        files |= {f.absolute(): f for f in found if f.absolute() not in files}
-    return list(files.values()), Path(os.path.commonpath(roots))
+        roots.append(root)
+        files |= dict.fromkeys(found)
+    return list(files), Path(os.path.commonpath(roots))
 
 
 def _output_base(relative: Path, keep_suffix: bool) -> Path:
@@ -108,8 +116,17 @@ def plan_jobs(files: list[Path], root: Path, output: Path) -> list[Job]:
     """Output names keep the folder structure below ``root``; inputs that share a stem keep their suffix.
 
     Raises :class:`PredictError` naming both inputs when two of them would still be written to one file
-    (e.g. ``a.png`` and ``a_png.jpg`` next to ``a.jpg``), before anything is written."""
-    relative = [f.absolute().relative_to(root) for f in files]
+    (e.g. ``a.png`` and ``a_png.jpg`` next to ``a.jpg``), and naming the input when its result would lie outside
+    ``output`` (a file reached through a symbolic link that leaves its folder), before anything is written."""
+    relative = []
+    for file in files:
+        rel = Path(os.path.relpath(real_path(file), root))
+        if rel.parts[:1] == ("..",) or rel.is_absolute():
+            raise PredictError(
+                f"input: {file} lies outside {root}, the folder the output names are relative to (a symbolic "
+                "link?); give the file itself or its real folder"
+            )
+        relative.append(rel)
     stems = Counter(r.parent / r.stem for r in relative)
     jobs = []
     writer: dict[Path, Path] = {}

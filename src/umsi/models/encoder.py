@@ -185,6 +185,28 @@ def fetch_pretrained_weights(name: str) -> Path:
         ) from None
 
 
+def check_cached_weights(name: str, path: str | Path) -> None:
+    """Open the cached ImageNet weights file of encoder ``name`` as timm's loader does
+    (``timm.models.load_state_dict``: safetensors, or ``torch.load``) and raise :class:`PretrainedWeightsError` with
+    one line naming the file and saying to delete it when it does not load: an empty or partial file, e.g. an
+    interrupted copy of the cache to an offline machine. Reads the whole file (legacy_xception: 88 MB)."""
+    from timm.models import load_state_dict
+
+    path = Path(path)
+    try:
+        state = load_state_dict(str(path), use_ema=False)
+        if not isinstance(state, dict) or not state:
+            raise ValueError("it holds no weights")
+    except Exception as err:  # torch, zipfile, pickle and safetensors raise many types on a damaged file
+        size = path.stat().st_size if path.exists() else 0
+        why = "an empty file" if size == 0 else f"{size:,} bytes that do not load: {_first_line(err)}"
+        raise PretrainedWeightsError(
+            f"model.pretrained=true: the cached ImageNet weights of {pretrained_weights_name(name)} at {path} are "
+            f"damaged ({why}), e.g. an interrupted copy or download. Delete that file and run again with network "
+            "access (timm downloads it again), or copy it again in full from a machine that has it"
+        ) from None
+
+
 def _first_line(err: BaseException) -> str:
     return next((line.strip() for line in str(err).splitlines() if line.strip()), type(err).__name__)
 

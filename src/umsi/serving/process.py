@@ -84,3 +84,33 @@ def stop_server(server: ServerProcess, timeout: float = 120.0) -> int:
             server.process.kill()
             server.process.wait()
     return int(server.process.returncode)
+
+
+def descendants(pid: int) -> set[int]:
+    """Every process below ``pid`` (Linux ``/proc``; empty elsewhere)."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    found, todo = set(), [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.add(child)
+            todo.append(child)
+    return found
+
+
+def peak_rss_mb(pid: int) -> float:
+    """The peak resident memory (``VmHWM``) of ``pid`` and every process below it (a server and its workers), summed,
+    in MB (Linux ``/proc``; 0 elsewhere)."""
+    total = 0.0
+    for process in {pid, *descendants(pid)}:
+        try:
+            status = Path(f"/proc/{process}/status").read_text()
+        except OSError:
+            continue
+        total += next((int(line.split()[1]) / 1024 for line in status.splitlines() if line.startswith("VmHWM")), 0.0)
+    return total
