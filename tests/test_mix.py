@@ -205,3 +205,48 @@ def test_umsi_pp_runs_on_ueyes_choosing_checkpoints_on_the_training_loss(
     best = summary["checkpoint"]["path"]
     assert Path(best).is_file() and "last" not in Path(best).name
     assert summary["n_images"]["count"] == 4  # UEyes' official test images
+
+
+def test_umsi_eval_scores_the_mixed_runs_lists_and_prints_the_cross_table(
+    mixed_run: Path, synthetic_root: Path, tmp_path: Path
+) -> None:
+    import csv
+    import json
+
+    from hydra import compose, initialize_config_dir
+
+    from umsi.evaluation.report import tables_markdown
+    from umsi.evaluation.runner import evaluate
+    from umsi.paths import CONFIG_DIR
+
+    overrides = [
+        f"checkpoints=[{mixed_run / 'checkpoints' / 'last.ckpt'}]",
+        "names=[mix]",
+        f"datasets.salicon={synthetic_root / 'salicon'}",
+        f"datasets.imp1k={synthetic_root / 'imp1k'}",
+        "datasets.gdi=null",
+        "registered=[ueyes,osie]",
+        f"registered_derived_dir={tmp_path / 'derived'}",
+        f"paths.root_dir={tmp_path}",
+        "examples=0",
+        "report.html=false",
+        "progress=false",
+        "logger.wandb=false",
+    ]
+    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+        results = evaluate(compose(config_name="eval", overrides=overrides), tmp_path / "eval")
+    split = json.loads((mixed_run / "split.json").read_text())
+    with open(tmp_path / "eval" / "per_image.csv") as handle:
+        rows = [r for r in csv.DictReader(handle) if r["model"] == "mix"]
+    for dataset in ("imp1k", "ueyes", "osie"):
+        recorded = [str(Path(split[dataset]["root"]) / p) for p in split[dataset]["val"]]
+        assert [r["path"] for r in rows if r["dataset"] == dataset] == recorded
+    assert results["datasets"]["ueyes"]["n_images"] == 4 and "KL(P‖GT)" in results["datasets"]["ueyes"]["note"]
+    text = tables_markdown(results)
+    assert (tmp_path / "eval" / "tables.md").read_text() == text
+    cross = text[text.index("## Models × datasets") :]
+    header = cross.splitlines()[2]
+    for dataset in ("salicon", "imp1k", "ueyes", "osie"):
+        assert f"{dataset} CC ↑" in header and f"{dataset} AUC-Judd ↑" in header and f"{dataset} SIM ↑" in header
+    assert "| mix |" in cross and "| Center bias |" in cross
+    assert "## ueyes" in text and "## osie" in text

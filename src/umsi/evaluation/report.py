@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from umsi.data.layouts import NATURAL_IMAGES
+from umsi.evaluation.registered import cross_table_markdown, dataset_tables_markdown
 from umsi.utils.io import atomic_write, write_json
 from umsi.visualize import class_title
 
@@ -84,6 +85,8 @@ def tables_markdown(results: dict[str, Any], convention: str = "umsi") -> str:
         lines.append("|" + " --- |" * len(table.headers))
         lines += ["| " + " | ".join(row) + " |" for row in table.rows]
         lines.append("")
+    if any(entry.get("registered") for entry in results["datasets"].values()):  # umsi-eval registered=[…]
+        lines += [dataset_tables_markdown(results, convention), cross_table_markdown(results, convention)]
     return "\n".join(lines) + "\n"
 
 
