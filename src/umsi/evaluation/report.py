@@ -115,11 +115,15 @@ def _per_class_table(results: dict[str, Any]) -> Table:
     return table
 
 
-def write_report(out_dir: Path, results: dict[str, Any], records: list[dict[str, Any]]) -> dict[str, Path]:
-    """Write tables.md, metrics.json and per_image.csv atomically; returns their paths."""
+def write_report(
+    out_dir: Path, results: dict[str, Any], records: list[dict[str, Any]], markdown: str | None = None
+) -> dict[str, Path]:
+    """Write tables.md (``markdown``, default :func:`tables_markdown`), metrics.json and per_image.csv atomically;
+    returns their paths."""
     out_dir.mkdir(parents=True, exist_ok=True)
+    text = tables_markdown(results) if markdown is None else markdown
     paths = {
-        "tables": atomic_write(out_dir / "tables.md", lambda tmp: tmp.write_text(tables_markdown(results))),
+        "tables": atomic_write(out_dir / "tables.md", lambda tmp: tmp.write_text(text)),
         "metrics": write_json(out_dir / "metrics.json", results),
     }
     columns = ["dataset", "model", "path", "label", "predicted_label", "correct"]
