@@ -89,10 +89,8 @@ def test_umsi_score_names_every_missing_and_wrong_size_map(
     with pytest.raises(MapFolderError) as err:
         score_maps(cfg, tmp_path / "out")
     text = str(err.value)
-    assert (
-        f"missing: no map for {synthetic_root / 'salicon' / 'images' / 'val' / pngs[0].name.replace('_heatmap.png', '')}"
-        in text
-    )
+    image = synthetic_root / "salicon" / "images" / "val" / pngs[0].name.replace("_heatmap.png", "")
+    assert f"missing: no map for {image}" in text
     assert f"wrong size: {pngs[1]} is 7×5" in text and "2 of the" in text
     from umsi.cli.score import main
 
