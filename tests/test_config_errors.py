@@ -97,7 +97,7 @@ def test_unknown_group_option_lists_the_options(train: Callable[..., Any]) -> No
     assert train("data=salicn") == (
         2,
         "umsi-train: config error: unknown option 'salicn' for the config group 'data' — did you mean 'salicon'? "
-        "Choose one of: gdi, imp1k, salicon",
+        "Choose one of: cat2000, folder, gdi, imp1k, mit1003, mix, osie, salicon, ueyes",
     )
     code, line = train("stage=warmup")
     assert code == 2 and "config group 'stage'" in line and "finetune, pipeline, pretrain" in line

@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from umsi.losses import UMSILoss, categorical_cross_entropy, softmax_binary_cross_entropy
+from umsi.losses import UMSILoss, categorical_cross_entropy, similarity, softmax_binary_cross_entropy
 from umsi.metrics.functional import (
     EPS,
     correlation_coefficient,
@@ -108,3 +108,24 @@ def test_no_nan_or_inf_in_value_or_gradient(pred, target, fix, classification: s
 def test_unknown_classification_kind_names_the_key() -> None:
     with pytest.raises(ValueError, match=r"loss\.classification"):
         UMSILoss(classification="focal")
+
+
+def test_umsi_pp_terms_sim_and_nss_on_the_heatmap() -> None:
+    """SIM is 1 for the same distribution and 0 for disjoint ones; nss_target=heatmap weighs NSS by the map."""
+    torch.manual_seed(0)
+    target = torch.rand(2, 1, 8, 10)
+    fixations = torch.zeros_like(target)
+    fixations[:, :, 2, 3] = 1
+    labels = torch.zeros(2, dtype=torch.long)
+    logits = torch.zeros(2, 3)
+    plain = UMSILoss()(target * 4, logits, target, fixations, labels)
+    assert "sim" not in plain.raw  # a term only when its weight is set: the default recipe logs what it did
+    out = UMSILoss(sim=-1.0, nss=-0.5, nss_target="heatmap")(target * 4, logits, target, fixations, labels)
+    torch.testing.assert_close(out.raw["sim"], torch.tensor(1.0))
+    z = (target - target.mean(dim=(2, 3), keepdim=True)) / target.std(dim=(2, 3), unbiased=False, keepdim=True)
+    expected = ((z * target).sum(dim=(1, 2, 3)) / target.sum(dim=(1, 2, 3))).mean()
+    torch.testing.assert_close(out.raw["nss"], expected, rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(out.weighted["sim"], -out.raw["sim"])
+    left, right = torch.zeros(1, 1, 4, 4), torch.zeros(1, 1, 4, 4)
+    left[..., :2], right[..., 2:] = 1, 1
+    assert float(similarity(left, right)) == 0.0

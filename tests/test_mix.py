@@ -165,3 +165,88 @@ def test_mixed_run_logs_every_dataset_and_records_every_split(mixed_run: Path) -
     assert set(split) == {"imp1k", "salicon", "ueyes", "osie"}
     assert len(split["salicon"]["val"]) == 4 and len(split["ueyes"]["val"]) == 4 and len(split["osie"]["val"]) == 1
     assert all(split[d]["train"] for d in split)
+
+
+def test_umsi_pp_is_the_ueyes_recipe(hydra_conf) -> None:
+    cfg = hydra_conf(["experiment=umsi_pp"])
+    assert cfg.stage.name == "finetune" and cfg.data.layout == "ueyes" and cfg.seed == 1234
+    assert list(cfg.data.input_size) == [256, 256] and cfg.model.output_scale == 2.0 and cfg.data.batch_size == 4
+    loss = cfg.loss
+    assert (loss.kl, loss.cc, loss.sim, loss.nss, loss.cls, loss.nss_target) == (10, -3, -1, -0.5, 0, "heatmap")
+    assert cfg.optimizer.lr == 1e-4 and (cfg.scheduler.drop, cfg.scheduler.epochs_drop) == (0.1, 3)
+    assert cfg.init_ckpt is None and cfg.model.pretrained and not cfg.data.augment
+
+
+def test_umsi_ueyes_mixes_ueyes_into_finetuning_only(hydra_conf) -> None:
+    from umsi.training.runner import stage_configs
+
+    stages = stage_configs(hydra_conf(["experiment=umsi_ueyes"]), ["experiment=umsi_ueyes"])
+    for name, expected in (("pretrain", ["salicon"]), ("finetune", ["imp1k", "salicon", "ueyes"])):
+        cfg = stages[name]
+        used = [e.name for e in cfg.data.datasets if not e.get("stages") or name in e.stages]
+        assert cfg.data.stage == name and used == expected
+    assert stages["finetune"].loss.cls == 5.0 and stages["finetune"].model.num_classes == 10
+
+
+def test_umsi_pp_runs_on_ueyes_choosing_checkpoints_on_the_training_loss(
+    tmp_path: Path, hydra_conf, synthetic_root: Path
+) -> None:
+    from conftest import tiny_overrides
+    from umsi.training.runner import run
+
+    make_ueyes(tmp_path / "data" / "ueyes", per_category=2)
+    overrides = [
+        "experiment=umsi_pp",
+        *tiny_overrides(tmp_path / "data", tmp_path / "run"),
+        "model.pretrained=false",
+        "callbacks.model_checkpoint.monitor=train/loss",
+    ]
+    summary = run(hydra_conf(overrides), overrides)
+    best = summary["checkpoint"]["path"]
+    assert Path(best).is_file() and "last" not in Path(best).name
+    assert summary["n_images"]["count"] == 4  # UEyes' official test images
+
+
+def test_umsi_eval_scores_the_mixed_runs_lists_and_prints_the_cross_table(
+    mixed_run: Path, synthetic_root: Path, tmp_path: Path
+) -> None:
+    import csv
+    import json
+
+    from hydra import compose, initialize_config_dir
+
+    from umsi.evaluation.report import tables_markdown
+    from umsi.evaluation.runner import evaluate
+    from umsi.paths import CONFIG_DIR
+
+    overrides = [
+        f"checkpoints=[{mixed_run / 'checkpoints' / 'last.ckpt'}]",
+        "names=[mix]",
+        f"datasets.salicon={synthetic_root / 'salicon'}",
+        f"datasets.imp1k={synthetic_root / 'imp1k'}",
+        "datasets.gdi=null",
+        "registered=[ueyes,osie]",
+        f"registered_derived_dir={tmp_path / 'derived'}",
+        f"paths.root_dir={tmp_path}",
+        "examples=0",
+        "report.html=false",
+        "progress=false",
+        "logger.wandb=false",
+    ]
+    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+        results = evaluate(compose(config_name="eval", overrides=overrides), tmp_path / "eval")
+    split = json.loads((mixed_run / "split.json").read_text())
+    with open(tmp_path / "eval" / "per_image.csv") as handle:
+        rows = [r for r in csv.DictReader(handle) if r["model"] == "mix"]
+    for dataset in ("imp1k", "ueyes", "osie"):
+        recorded = [str(Path(split[dataset]["root"]) / p) for p in split[dataset]["val"]]
+        assert [r["path"] for r in rows if r["dataset"] == dataset] == recorded
+    assert results["datasets"]["ueyes"]["n_images"] == 4 and "KL(P‖GT)" in results["datasets"]["ueyes"]["note"]
+    text = tables_markdown(results)
+    assert (tmp_path / "eval" / "tables.md").read_text() == text
+    cross = text[text.index("## Models × datasets") :]
+    header = cross.splitlines()[2]
+    for dataset in ("salicon", "imp1k", "ueyes", "osie"):
+        assert f"{dataset} CC ↑" in header and f"{dataset} AUC-Judd ↑" in header and f"{dataset} SIM ↑" in header
+    assert "| mix |" in cross and "| Center bias |" in cross
+    assert "## ueyes" in text and "## osie" in text

@@ -85,10 +85,10 @@ class MixDataModule(SaliencyDataModule):
         for i, entry in enumerate(entries):
             if not entry.get("name") or not entry.get("root"):
                 raise ConfigError(f"data.datasets[{i}] needs a name and a root (got {sorted(entry)})")
-        names = [entry["name"] for entry in entries]
-        if len(set(names)) != len(names):
-            raise ConfigError(f"data.datasets names must be unique, got {names}")
         self.entries = [e for e in entries if not e.get("stages") or stage is None or stage in e["stages"]]
+        names = [entry["name"] for entry in self.entries]
+        if len(set(names)) != len(names):
+            raise ConfigError(f"data.datasets names must be unique within a stage, got {names} for {stage!r}")
         if not self.entries:
             raise ConfigError(f"data.datasets has no dataset for stage {stage!r} (check each entry's stages)")
         self.derived_dir, self.sigma = derived_dir, float(sigma)

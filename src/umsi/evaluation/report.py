@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from umsi.data.layouts import NATURAL_IMAGES
+from umsi.evaluation.registered import cross_table_markdown, dataset_tables_markdown
 from umsi.utils.io import atomic_write, write_json
 from umsi.visualize import class_title
 
@@ -86,6 +87,8 @@ def tables_markdown(results: dict[str, Any], convention: str = "umsi") -> str:
         lines.append("|" + " --- |" * len(table.headers))
         lines += ["| " + " | ".join(row) + " |" for row in table.rows]
         lines.append("")
+    if any(entry.get("registered") for entry in results["datasets"].values()):  # umsi-eval registered=[…]
+        lines += [dataset_tables_markdown(results, convention), cross_table_markdown(results, convention)]
     return "\n".join(lines) + "\n"
 
 
@@ -114,11 +117,15 @@ def _per_class_table(results: dict[str, Any]) -> Table:
     return table
 
 
-def write_report(out_dir: Path, results: dict[str, Any], records: list[dict[str, Any]]) -> dict[str, Path]:
-    """Write tables.md, metrics.json and per_image.csv atomically; returns their paths."""
+def write_report(
+    out_dir: Path, results: dict[str, Any], records: list[dict[str, Any]], markdown: str | None = None
+) -> dict[str, Path]:
+    """Write tables.md (``markdown``, default :func:`tables_markdown`), metrics.json and per_image.csv atomically;
+    returns their paths."""
     out_dir.mkdir(parents=True, exist_ok=True)
+    text = tables_markdown(results) if markdown is None else markdown
     paths = {
-        "tables": atomic_write(out_dir / "tables.md", lambda tmp: tmp.write_text(tables_markdown(results))),
+        "tables": atomic_write(out_dir / "tables.md", lambda tmp: tmp.write_text(text)),
         "metrics": write_json(out_dir / "metrics.json", results),
     }
     columns = ["dataset", "model", "path", "label", "predicted_label", "correct"]

@@ -18,6 +18,7 @@ from umsi.checkpoints.loading import LoadedModel, find_latest_checkpoint, load_m
 from umsi.data import layouts
 from umsi.data.splits import read_split, recorded_images
 from umsi.data.transforms import SampleTransform
+from umsi.evaluation.registered import evaluate_registered
 from umsi.evaluation.report import CENTER_BIAS, TABLES, tables_markdown, write_report
 from umsi.evaluation.scoring import (
     CENTER_BIAS_DOC,
@@ -250,6 +251,10 @@ def evaluate(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
             shown[name].items[key], shown[name].records[key] = items, model_records
         records += dataset_records
         results["datasets"][key] = entry
+    if cfg.get("registered"):  # umsi-eval registered=[ueyes,osie,…]: any registered dataset, and the cross table
+        extra, extra_records = evaluate_registered(cfg, models, settings, run_split_file, summarize, CENTER_BIAS)
+        results["datasets"].update(extra)
+        records += extra_records
     paths = write_report(out_dir, results, records)
     log.info("tables written to %s", paths["tables"].parent)
     written = _write_visual_report(cfg, out_dir, results, list(shown.values()), report_settings)

@@ -233,10 +233,12 @@ def score(
     settings: ScoringSettings,
     others: OtherFixations | None = None,
     description: str = "score",
+    given: Callable[[int], np.ndarray] | None = None,
 ) -> list[dict[str, Any]]:
     """One record per item: path, label, predicted label and every metric. ``predict`` maps a (B, 3, h, w) input
     to (maps (B, 1, Ho, Wo), logits (B, K) or None); ``None`` scores the centre-bias baseline instead. ``others``
-    (the sAUC negatives of these items) is built here when not given."""
+    (the sAUC negatives of these items) is built here when not given. ``given`` (``umsi-score``): item index →
+    (H, W) float prediction already in the scored frame, used instead of ``predict``."""
     loader = DataLoader(
         _EvalDataset(items, transform),
         batch_size=settings.batch_size,
@@ -249,6 +251,8 @@ def score(
     for batch in tqdm(loader, desc=description, disable=not settings.progress, leave=False):
         maps, logits = (None, None) if predict is None else predict(batch["image"].to(settings.device))
         for i in range(len(batch["path"])):
+            if given is not None:
+                maps = {i: torch.from_numpy(np.asarray(given(batch["index"][i]), dtype=np.float32))}
             try:
                 record = _score_one(batch, i, maps, others, settings)
             except ValueError as err:
@@ -262,7 +266,11 @@ def score(
 
 
 def _score_one(
-    batch: dict[str, Any], i: int, maps: torch.Tensor | None, others: OtherFixations, settings: ScoringSettings
+    batch: dict[str, Any],
+    i: int,
+    maps: torch.Tensor | dict[int, torch.Tensor] | None,
+    others: OtherFixations,
+    settings: ScoringSettings,
 ) -> dict[str, Any]:
     points, image_hw = batch["points"][i], batch["image_hw"][i]
     frame = ScoringFrame(settings.frame, image_hw, batch["original_map"][i].shape, tuple(batch["saliency"].shape[-2:]))
@@ -273,6 +281,10 @@ def _score_one(
     baseline = center_bias(frame)
     if maps is None:
         pred = baseline
+    elif isinstance(maps, dict):  # a given prediction, already in this frame (umsi-score)
+        pred = maps[i]
+        if tuple(pred.shape) != tuple(hw):
+            raise ValueError(f"the given map is {tuple(pred.shape)}, the frame {tuple(hw)}")
     else:
         size = hw if settings.frame == "original" else None  # None: stay in the letterboxed frame
         pred = torch.from_numpy(postprocess_maps(maps[i : i + 1], [size], settings.blur_sigma)[0])

@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import OmegaConf
 
 from umsi.data.check import Problem, format_report, layout_kind, scan_dataset
 from umsi.data.layouts import IMAGE_SUFFIXES, IMP1K_SPLIT_FILE
@@ -34,7 +34,7 @@ _HOW_TO_GO_ON = (
 
 def _layout_options(entry: Mapping[str, Any]) -> str:
     """A registered layout's options (its config keys but the root) as sorted JSON: part of the scan's key."""
-    plain = OmegaConf.to_container(entry, resolve=True) if isinstance(entry, DictConfig) else dict(entry)
+    plain = {k: OmegaConf.to_container(v, resolve=True) if OmegaConf.is_config(v) else v for k, v in entry.items()}
     return json.dumps({k: v for k, v in plain.items() if k != "root"}, sort_keys=True, default=str)
 
 

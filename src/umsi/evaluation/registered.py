@@ -1,0 +1,145 @@
+"""``umsi-eval registered=[ueyes,osie,…]``: score models on any registered dataset (:mod:`umsi.data.registry`) next
+to the paper's three, and the models × datasets cross table (CC, KL, NSS, AUC-Judd, SIM).
+
+Which images: the validation list the model's training run recorded for that dataset (``split.json``: a
+``data=mix`` run records every dataset it trained on) when there is one, else the dataset's own validation split
+(UEyes: the official test flag; the others: their configured split). The root is ``registered_roots.<name>``, else
+the root recorded in ``split.json``, else ``<paths.datasets_dir>/<name>``. Maps built from fixations (OSIE) are
+written once under ``registered_derived_dir``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+from umsi.checkpoints.loading import LoadedModel
+from umsi.data.layouts import DatasetLayoutError, SaliencyItem
+from umsi.data.registry import find_items, materialise
+from umsi.data.splits import read_split, recorded_images
+from umsi.data.transforms import SampleTransform
+from umsi.evaluation.scoring import OtherFixations, ScoringSettings, model_predictor, score
+
+log = logging.getLogger(__name__)
+
+CROSS_METRICS = (("cc", "CC ↑"), ("kl", "KL ↓"), ("nss", "NSS ↑"), ("auc_judd", "AUC-Judd ↑"), ("sim", "SIM ↑"))
+UEYES_STYLE_NOTE = (
+    "UEyes' own evaluation (evaluation/eval.py of the UEyes repo) computes KL as KL(P‖GT) and NSS/AUC on every "
+    "non-zero heatmap pixel: its numbers are not comparable to these fixation-based NSS/AUC-Judd"
+)
+
+
+def _entry_for(split_path: Path | None, name: str) -> dict[str, Any] | None:
+    return read_split(split_path).get(name) if split_path is not None else None
+
+
+def registered_items(
+    name: str,
+    cfg: DictConfig,
+    class_names: Sequence[str],
+    split_path: Path | None,
+) -> tuple[list[SaliencyItem], str, Path]:
+    """(items, where they came from, root) of registered dataset ``name`` for a model with ``class_names`` whose run
+    recorded ``split_path`` (None: none). Raises :class:`DatasetLayoutError` naming the dataset for a broken tree
+    or a recorded image that is not in it."""
+    all_options = cfg.get("registered_options") or {}
+    if OmegaConf.is_config(all_options):
+        all_options = OmegaConf.to_container(all_options, resolve=True)
+    options = dict(all_options.get(name) or {})
+    layout = str(options.pop("layout", name))
+    entry = _entry_for(split_path, name)
+    roots = cfg.get("registered_roots") or {}
+    root = Path(str(roots.get(name) or (entry["root"] if entry else Path(cfg.paths.datasets_dir) / name)))
+    found = find_items(layout, root, {"seed": cfg.seed, **options})
+    found.raise_errors(key=f"registered {name} at {root}")
+    if entry is not None:
+        by_image = {item.image: item for item in found.items}
+        wanted = recorded_images(entry, "val", root)
+        missing = [p for p in wanted if p not in by_image]
+        if missing:
+            raise DatasetLayoutError(
+                f"{split_path} lists {len(missing)} {name} validation images not in {root}, e.g. {missing[0]}; "
+                f"evaluate on the tree the run used (registered_roots.{name}=…)"
+            )
+        chosen, source = [by_image[p] for p in wanted], f"{split_path} (the validation list recorded by the run)"
+    else:
+        chosen, source = found.part("val"), f"{found.source} (the dataset's validation split)"
+    derived = cfg.get("registered_derived_dir")
+    sigma = float(options.get("sigma", cfg.get("registered_sigma", 19.0)))
+    return materialise(found, chosen, class_names, derived, sigma), source, root
+
+
+def evaluate_registered(
+    cfg: DictConfig,
+    models: Sequence[LoadedModel],
+    settings: ScoringSettings,
+    split_file_of: Callable[[Path], Path | None],
+    summarize: Callable[[Sequence[dict[str, Any]], Sequence[str]], dict[str, Any]],
+    center_bias: str,
+) -> tuple[dict[str, dict[str, Any]], list[dict[str, Any]]]:
+    """Score every model and the centre-bias baseline on each dataset of ``cfg.registered``; (results' dataset
+    entries, per-image records), in the shapes :func:`umsi.evaluation.runner.evaluate` writes."""
+    entries: dict[str, dict[str, Any]] = {}
+    records: list[dict[str, Any]] = []
+    for name in cfg.get("registered") or ():
+        name = str(name)
+        entry: dict[str, Any] = {"status": "evaluated", "registered": True, "models": {}, "splits": {}}
+        items: list[SaliencyItem] = []
+        transform = None
+        for loaded in models:
+            items, source, root = registered_items(name, cfg, loaded.class_names, split_file_of(loaded.path))
+            entry["root"], entry["splits"][loaded.name] = str(root), source
+            log.info("%s images for %s: %s", name, loaded.name, source)
+            others = OtherFixations(items)
+            transform = SampleTransform(loaded.input_size, loaded.output_scale, loaded.preprocessing)
+            scored = score(items, transform, model_predictor(loaded), settings, others, f"{name}: {loaded.name}")
+            entry["models"][loaded.name] = summarize(scored, loaded.class_names)
+            records += [{"dataset": name, "model": loaded.name, **r} for r in scored]
+        base = score(items, transform, None, settings, None, f"{name}: centre bias")
+        entry["models"][center_bias] = summarize(base, models[0].class_names)
+        records += [{"dataset": name, "model": center_bias, **r} for r in base]
+        entry["n_images"] = len(items)
+        if name == "ueyes":
+            entry["note"] = UEYES_STYLE_NOTE
+        entries[name] = entry
+    return entries, records
+
+
+def cross_table_markdown(results: Mapping[str, Any], convention: str = "umsi") -> str:
+    """Models × datasets: one row per model, for every evaluated dataset its CC, KL, NSS, AUC-Judd and SIM."""
+    datasets = [k for k, v in results["datasets"].items() if v.get("status") == "evaluated"]
+    models: list[str] = []
+    for key in datasets:
+        models += [m for m in results["datasets"][key]["models"] if m not in models]
+    headers = ["Model", *(f"{key} {title}" for key in datasets for _, title in CROSS_METRICS)]
+    lines = ["## Models × datasets", "", "| " + " | ".join(headers) + " |", "|" + " --- |" * len(headers)]
+    for model in models:
+        cells = [model]
+        for key in datasets:
+            values = results["datasets"][key]["models"].get(model, {}).get(convention, {})
+            cells += ["—" if values.get(m) is None else f"{values[m]:.3f}" for m, _ in CROSS_METRICS]
+        lines.append("| " + " | ".join(cells) + " |")
+    notes = [f"- {key}: {results['datasets'][key]['note']}" for key in datasets if results["datasets"][key].get("note")]
+    return "\n".join([*lines, "", *notes, ""]) + "\n"
+
+
+def dataset_tables_markdown(results: Mapping[str, Any], convention: str = "umsi") -> str:
+    """One table per registered dataset: every model's CC, KL, NSS, AUC-Judd, SIM and accuracy."""
+    lines = []
+    for key, dataset in results["datasets"].items():
+        if not dataset.get("registered"):
+            continue
+        headers = ["Methods", *(title for _, title in CROSS_METRICS), "ACC ↑"]
+        lines += [f"## {key}", "", f"{dataset['n_images']} images, root `{dataset['root']}`.", ""]
+        lines += ["| " + " | ".join(headers) + " |", "|" + " --- |" * len(headers)]
+        for model, summary in dataset["models"].items():
+            values = summary.get(convention, {})
+            cells = [model, *("—" if values.get(m) is None else f"{values[m]:.3f}" for m, _ in CROSS_METRICS)]
+            cells.append("—" if summary.get("acc") is None else f"{summary['acc']:.3f}")
+            lines.append("| " + " | ".join(cells) + " |")
+        lines.append("")
+    return "\n".join(lines) + "\n" if lines else ""
