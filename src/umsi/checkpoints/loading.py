@@ -16,6 +16,8 @@ from torch import nn
 from umsi.checkpoints.files import load_matching, read_checkpoint
 from umsi.errors import CheckpointError, MissingPathError
 from umsi.models import without_encoder_init
+from umsi.models.encoder import LEGACY_XCEPTION, encoder_preprocessing
+from umsi.utils.normalization import AUTO
 
 log = logging.getLogger(__name__)
 
@@ -79,7 +81,8 @@ def load_model(
     """Rebuild the network stored in a Lightning checkpoint written by ``umsi-train``.
 
     The architecture comes from the checkpoint's plain hyper-parameters, the input size and preprocessing from
-    the hyper-parameters, else the run's ``config.yaml``, else the arguments (default 240×320, official).
+    the hyper-parameters, else the run's ``config.yaml``, else the arguments (default 240×320; preprocessing: the
+    encoder's own, :func:`~umsi.models.encoder.encoder_preprocessing` — ``official`` for ``legacy_xception``).
     Also loads ``umsi-convert-keras`` output (named "UMSI (official)"). Loads with ``torch.load(weights_only=True)``.
     """
     path = Path(path)
@@ -110,10 +113,17 @@ def load_model(
         model=model.eval().to(device),
         class_names=class_names,
         input_size=(int(size[0]), int(size[1])),
-        preprocessing=preprocessing or data.get("preprocessing", "official"),
+        preprocessing=_preprocessing(preprocessing or data.get("preprocessing"), hparams["model"]),
         output_scale=float(getattr(model, "output_scale", 2.0)),
         path=path,
     )
+
+
+def _preprocessing(recorded: str | None, model: dict[str, Any]) -> str:
+    """The recorded normalisation, or (none recorded, or ``auto``) the encoder's own."""
+    if recorded and recorded != AUTO:
+        return str(recorded)
+    return encoder_preprocessing(str(model.get("encoder") or LEGACY_XCEPTION))
 
 
 def _default_name(path: Path) -> str:

@@ -1,4 +1,4 @@
-"""Preprocessing: official letterboxing, BGR/Caffe-mean or timm normalisation, fixation maps, joint
+"""Preprocessing: official letterboxing, BGR/Caffe-mean or an encoder's RGB normalisation, fixation maps, joint
 augmentation (umsi-reference §3). Arrays are NumPy HWC uint8 in, tensors CHW float32 out."""
 
 from __future__ import annotations
@@ -12,11 +12,8 @@ import numpy as np
 import torch
 
 from umsi.data.layouts import inside_image
-
-# Caffe/VGG means of the B, G, R channels; the official model subtracts them with no scaling.
-CAFFE_BGR_MEAN = (103.939, 116.779, 123.68)
-TIMM_MEAN = TIMM_STD = (0.5, 0.5, 0.5)
-PREPROCESSING_MODES = ("official", "timm")
+from umsi.utils.normalization import CAFFE_BGR_MEAN as CAFFE_BGR_MEAN  # re-exported: the official means
+from umsi.utils.normalization import parse_preprocessing
 
 
 @dataclass(frozen=True)
@@ -99,25 +96,27 @@ def fixation_map(points_xy: np.ndarray, src_hw: tuple[int, int], dst_hw: tuple[i
 
 
 def normalize_image(image_bgr: np.ndarray, mode: str = "official") -> torch.Tensor:
-    """(H, W, 3) uint8 BGR → (3, H, W) float32. ``official``: BGR minus Caffe means, no scaling (range about
-    [−124, 152]); ``timm``: RGB / 255, then (x − 0.5) / 0.5."""
-    if mode == "official":
-        x = image_bgr.astype(np.float32) - np.asarray(CAFFE_BGR_MEAN, dtype=np.float32)
-    elif mode == "timm":
-        rgb = image_bgr[..., ::-1].astype(np.float32) / 255.0
-        x = (rgb - np.asarray(TIMM_MEAN, dtype=np.float32)) / np.asarray(TIMM_STD, dtype=np.float32)
+    """(H, W, 3) uint8 BGR → (3, H, W) float32, normalised as the spec ``mode`` says
+    (:func:`~umsi.utils.normalization.parse_preprocessing`). ``official``: BGR minus Caffe means, no scaling (range
+    about [−124, 152]); ``imagenet`` / ``timm`` / ``rgb:…``: RGB / 255, then (x − mean) / std.
+    Raises ``ValueError`` naming ``data.preprocessing`` for an unknown spec."""
+    norm = parse_preprocessing(mode)
+    if norm.bgr_mean is not None:
+        x = image_bgr.astype(np.float32) - np.asarray(norm.bgr_mean, dtype=np.float32)
     else:
-        raise ValueError(f"data.preprocessing={mode!r}: choose one of {PREPROCESSING_MODES}")
+        rgb = image_bgr[..., ::-1].astype(np.float32) / 255.0
+        x = (rgb - np.asarray(norm.mean, dtype=np.float32)) / np.asarray(norm.std, dtype=np.float32)
     return torch.from_numpy(np.ascontiguousarray(x.transpose(2, 0, 1)))
 
 
 def denormalize_image(image: torch.Tensor, mode: str = "official") -> np.ndarray:
     """Inverse of :func:`normalize_image` for display: (3, H, W) → (H, W, 3) uint8 RGB."""
+    norm = parse_preprocessing(mode)
     x = image.detach().float().cpu().numpy().transpose(1, 2, 0)
-    if mode == "official":
-        rgb = (x + np.asarray(CAFFE_BGR_MEAN, dtype=np.float32))[..., ::-1]
+    if norm.bgr_mean is not None:
+        rgb = (x + np.asarray(norm.bgr_mean, dtype=np.float32))[..., ::-1]
     else:
-        rgb = (x * np.asarray(TIMM_STD, dtype=np.float32) + np.asarray(TIMM_MEAN, dtype=np.float32)) * 255.0
+        rgb = (x * np.asarray(norm.std, dtype=np.float32) + np.asarray(norm.mean, dtype=np.float32)) * 255.0
     return np.clip(rgb, 0, 255).astype(np.uint8)
 
 
@@ -205,8 +204,7 @@ class SampleTransform:
         preprocessing: str = "official",
         augmentation: A.Compose | None = None,
     ) -> None:
-        if preprocessing not in PREPROCESSING_MODES:
-            raise ValueError(f"data.preprocessing={preprocessing!r}: choose one of {PREPROCESSING_MODES}")
+        parse_preprocessing(preprocessing)  # an unknown spec fails here, naming data.preprocessing
         self.input_size = (int(input_size[0]), int(input_size[1]))
         self.output_size = (round(input_size[0] * output_scale), round(input_size[1] * output_scale))
         self.preprocessing = preprocessing

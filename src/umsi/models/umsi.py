@@ -63,6 +63,9 @@ class UMSI(nn.Module):
     the input size. Any input of at least ``min_input_size`` pixels per side works (7 for ``legacy_xception``, whose
     first two convolutions are unpadded): the grids follow the input. The encoder starts from random weights,
     ``pretrained_file`` (a local timm state dict) or, with ``pretrained=True``, timm's ImageNet weights.
+    ``encoder`` may be any timm model with ``features_only`` (see :class:`~umsi.models.encoder.TimmEncoder`): ASPP
+    and the global branch take its deepest feature, at ``output_stride`` where the model supports it, else at its
+    own stride (``encoder_stride``), which the decoder's first upsampling follows.
     ``UMSI.official()`` is the released Keras network exactly (same layers plus its padding, upsampling and
     BatchNorm numerics), the target of ``umsi-convert-keras``.
     """
@@ -97,7 +100,10 @@ class UMSI(nn.Module):
         self.classifier = nn.Linear(width, num_classes)
         self.aspp = ASPP(channels, width, aspp_dilations)
         self.fusion = GlobalFusion(self.aspp.out_channels, width, width, rates["projection"])
-        self.decoder = Decoder(width, decoder_channels, decoder_dilation, rates["decoder"], upsampling)
+        self.encoder_stride: int = self.encoder.output_stride
+        self.decoder = Decoder(
+            width, decoder_channels, decoder_dilation, rates["decoder"], upsampling, self.encoder_stride
+        )
         configure_batchnorm(self.encoder, eps=encoder_bn_eps)
         configure_batchnorm(self, momentum=bn_momentum)
         self.num_classes = num_classes

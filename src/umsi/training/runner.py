@@ -27,12 +27,14 @@ from umsi.callbacks.handoff import best_checkpoint
 from umsi.checkpoints.files import SafeCheckpointIO, read_checkpoint
 from umsi.data.splits import SPLIT_FILE, write_split
 from umsi.errors import MissingPathError
-from umsi.models import without_encoder_init
+from umsi.models import count_parameters, without_encoder_init
+from umsi.models.encoder import LEGACY_XCEPTION, encoder_preprocessing
 from umsi.training.data_check import check_training_data
 from umsi.training.evaluate import evaluate, print_summary
 from umsi.training.module import UMSILitModule, load_weights
 from umsi.training.preflight import check_stage_needs
 from umsi.utils.io import atomic_write, remove_partial_files, write_json
+from umsi.utils.normalization import AUTO
 
 log = logging.getLogger(__name__)
 STAGES = ("pretrain", "finetune")
@@ -61,11 +63,38 @@ def _instantiate_all(group: DictConfig | None) -> list[Any]:
     return [instantiate(entry) for entry in group.values() if entry is not None and "_target_" in entry]
 
 
+def resolve_preprocessing(cfg: DictConfig) -> DictConfig:
+    """``cfg`` with ``data.preprocessing=auto`` replaced by the encoder's own normalisation
+    (:func:`~umsi.models.encoder.encoder_preprocessing`: ``official`` for ``legacy_xception``, the timm
+    ``pretrained_cfg`` mean/std for the others), so the run's config, checkpoints and model card record the scheme
+    that ran. Other values are kept; ``cfg`` is not changed."""
+    if OmegaConf.select(cfg, "data.preprocessing", default=None) != AUTO:
+        return cfg
+    encoder = OmegaConf.select(cfg, "model.encoder", default=None) or LEGACY_XCEPTION
+    preprocessing = encoder_preprocessing(str(encoder))
+    log.info("data.preprocessing=auto: %s (the normalisation of the %s encoder)", preprocessing, encoder)
+    return OmegaConf.merge(cfg, {"data": {"preprocessing": preprocessing}})  # type: ignore[return-value]
+
+
 def build_datamodule(cfg: DictConfig, skip_files: Sequence[str] = ()) -> pl.LightningDataModule:
-    """The configured datamodule, set up for fitting, without the items of ``skip_files``."""
-    datamodule = instantiate(cfg.data, skip_files=list(skip_files), _convert_="all")
+    """The configured datamodule, set up for fitting, without the items of ``skip_files``
+    (``data.preprocessing=auto`` resolved, :func:`resolve_preprocessing`)."""
+    datamodule = instantiate(resolve_preprocessing(cfg).data, skip_files=list(skip_files), _convert_="all")
     datamodule.setup("fit")
     return datamodule
+
+
+def describe_model(model: torch.nn.Module) -> str:
+    """One line for the start of a run: encoder, its output stride and channels, parameter counts."""
+    params, _ = count_parameters(model)
+    encoder = getattr(model, "encoder", None)
+    if encoder is None:
+        return f"{params:,} parameters"
+    name = getattr(encoder, "name", LEGACY_XCEPTION)
+    return (
+        f"{params:,} parameters ({count_parameters(encoder)[0]:,} in the {name} encoder, output stride "
+        f"{encoder.output_stride}, {encoder.out_channels} channels)"
+    )
 
 
 def build_module(cfg: DictConfig, class_names: list[str], from_checkpoint: bool = False) -> UMSILitModule:
@@ -168,6 +197,7 @@ def train_stage(cfg: DictConfig, finish_wandb: bool = True) -> StageResult:
     ``finish_wandb=False`` leaves the W&B run open for the final evaluation's summary."""
     output_dir = Path(cfg.paths.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
+    cfg = resolve_preprocessing(cfg)
     ckpt_path = resume_checkpoint(cfg, output_dir)
     cfg = _wandb_overrides(cfg, output_dir, resuming=ckpt_path is not None)
     cfg = _csv_overrides(cfg, ckpt_path)
@@ -178,6 +208,7 @@ def train_stage(cfg: DictConfig, finish_wandb: bool = True) -> StageResult:
     if getattr(datamodule, "split", None):  # umsi-eval scores exactly these validation lists
         write_split(output_dir / SPLIT_FILE, datamodule.split)
     module = build_module(cfg, datamodule.class_names)
+    log.info("model: %s", describe_model(module.model))
     callbacks = _instantiate_all(cfg.get("callbacks"))
     if cfg.get("scheduler"):
         callbacks.append(instantiate(cfg.scheduler))
@@ -237,6 +268,11 @@ def evaluate_checkpoint(
     summary = evaluate(module.model, datamodule.val_dataloader(), device)
     summary["checkpoint"] = {"path": checkpoint}
     summary["classes"] = {"names": datamodule.class_names}
+    summary["network"] = {
+        "encoder": str(getattr(module.model.encoder, "name", LEGACY_XCEPTION)),
+        "parameters": count_parameters(module.model)[0],
+        "preprocessing": str(datamodule.preprocessing),
+    }
     return summary
 
 
