@@ -13,21 +13,22 @@ import pytest
 import pytorch_lightning as pl
 import torch
 from hydra import compose, initialize_config_dir
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 import umsi
 from conftest import tiny_overrides
 from umsi.data.transforms import normalize_image
 from umsi.inference.predictor import Predictor, as_bgr
-from umsi.models import UMSI, build_encoder
+from umsi.models import UMSI, build_encoder, create_model
+from umsi.models.card import CARD_KEY, IMAGENET_PREPROCESSING, OFFICIAL_PREPROCESSING, get_preprocessing
 from umsi.models.encoder import encoder_preprocessing
 from umsi.models.heads import Decoder
 from umsi.paths import CONFIG_DIR
 from umsi.training.module import UMSILitModule
 from umsi.training.runner import build_datamodule, build_module, resolve_preprocessing
-from umsi.utils.normalization import format_normalization, parse_preprocessing
 
-# preset → (timm encoder, output stride it runs at, normalisation data.preprocessing=auto picks)
+# preset → (timm encoder, output stride it runs at, normalisation data.preprocessing=auto picks); each preset is
+# the registered architecture umsi_<preset>
 PRESETS = {
     "convnext_tiny": ("convnext_tiny", 8, "imagenet"),
     "efficientnet_b3": ("efficientnet_b3", 8, "imagenet"),
@@ -77,7 +78,6 @@ def trained(synthetic_root: Path, tmp_path_factory: pytest.TempPathFactory) -> I
             trainer.fit(module, datamodule=datamodule)
             with torch.no_grad():  # a ReLU'd map of a random one-step network can be all zero: lift it
                 module.model.decoder.head.bias.add_(1.0)
-            OmegaConf.save(cfg, out / "config.yaml", resolve=True)  # as a stage writes it, preprocessing resolved
             checkpoint = out / "checkpoints" / "model.ckpt"
             trainer.save_checkpoint(checkpoint, weights_only=True)
             metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
@@ -92,7 +92,8 @@ def trained(synthetic_root: Path, tmp_path_factory: pytest.TempPathFactory) -> I
 def test_a_preset_trains_and_validates_one_step(trained: Callable[[str], Trained], preset: str) -> None:
     run = trained(preset)
     encoder, stride, preprocessing = PRESETS[preset]
-    assert (run.cfg.model.encoder, run.cfg.data.preprocessing) == (encoder, preprocessing)
+    assert (run.cfg.model.architecture, run.cfg.model.encoder) == (f"umsi_{preset}", encoder)
+    assert run.cfg.data.preprocessing == preprocessing
     assert run.module.model.encoder_stride == stride
     assert run.module.model.encoder.out_channels == run.module.model.encoder.body.feature_info.channels()[-1]
     for key in ("train/loss_epoch", "val/loss", "val/cc", "val/kl"):
@@ -116,13 +117,15 @@ def test_a_preset_checkpoint_loads_and_predicts_as_in_memory(
     trained: Callable[[str], Trained], preset: str, synthetic_root: Path
 ) -> None:
     """checkpoint → umsi.load → predict gives the map of the module in memory, fed with the encoder's own
-    normalisation (recorded in the run's config.yaml) at the run's input size."""
+    normalisation at the run's input size (both recorded in the checkpoint's model card)."""
     run = trained(preset)
     image = next((synthetic_root / "salicon" / "images" / "val").iterdir())
+    card = torch.load(run.checkpoint, map_location="cpu", weights_only=True)[CARD_KEY]
+    assert card["architecture"] == f"umsi_{preset}" and card["preprocessing"]["name"] == PRESETS[preset][2]
     loaded = umsi.load(run.checkpoint)
-    assert loaded.preprocessing == PRESETS[preset][2]
+    assert loaded.preprocessing == get_preprocessing(PRESETS[preset][2])
     size = tuple(run.cfg.data.input_size)
-    in_memory = Predictor(run.module.model, loaded.class_names, size, str(run.cfg.data.preprocessing))
+    in_memory = Predictor(run.module.model, loaded.class_names, size, get_preprocessing(PRESETS[preset][2]))
     expected_maps, expected_probabilities = in_memory.forward(in_memory.preprocess(as_bgr(image))[None])
     maps, probabilities = loaded.forward(loaded.preprocess(as_bgr(image))[None])
     assert maps.shape == (1, 64, 80) and float(expected_maps.std()) > 1e-4
@@ -135,7 +138,25 @@ def test_the_default_stays_the_released_xception() -> None:
     model = UMSI()
     assert model.encoder.name == "legacy_xception" and model.encoder_stride == 8
     assert sum(p.numel() for p in model.parameters()) == 29_850_799
-    assert encoder_preprocessing("legacy_xception") == "official"  # the release's BGR minus Caffe means
+    assert encoder_preprocessing("legacy_xception") == OFFICIAL_PREPROCESSING  # the release's BGR minus Caffe means
+
+
+def test_auto_preprocessing_is_the_encoder_s_pretrained_cfg() -> None:
+    assert encoder_preprocessing("convnext_tiny") == IMAGENET_PREPROCESSING
+    assert encoder_preprocessing("xception41").name == "timm"  # mean = std = 0.5
+    clip = encoder_preprocessing("vit_base_patch16_clip_224.openai")  # OpenAI CLIP's own mean/std: not registered
+    assert (clip.name, clip.channel_order, clip.pixel_scale) == ("vit_base_patch16_clip_224.openai", "RGB", 255.0)
+    assert clip.mean == (0.481455, 0.457827, 0.408211)
+    image = np.full((2, 2, 3), (0, 128, 255), np.uint8)  # BGR
+    x = normalize_image(image, IMAGENET_PREPROCESSING)
+    assert x[0, 0, 0].item() == pytest.approx((1.0 - 0.485) / 0.229, abs=1e-5)  # R channel first
+    with pytest.raises(ValueError, match=r"model\.encoder='no_such_net'"):
+        encoder_preprocessing("no_such_net")
+
+
+def test_the_presets_are_registered_architectures() -> None:
+    model = create_model("umsi_deit_small", width=16, decoder_channels=[[8], [8], [8]])
+    assert model.encoder.name == "deit_small_patch16_224" and model.encoder_stride == 16
 
 
 def test_a_model_without_output_stride_runs_at_its_own_and_the_decoder_follows() -> None:
@@ -154,20 +175,6 @@ def test_the_decoder_s_first_upsampling_follows_the_encoder_stride() -> None:
             assert decoder(torch.randn(1, 8, *grid), (480, 640)).shape == (1, 1, 480, 640)
     assert seen[:2] == [(60, 80), (60, 80)]  # the official network's grid after the first stage
     assert seen[2] == (60, 80)  # 17×23 × 3.5 = 59.5×80.5 → rounded
-
-
-def test_preprocessing_specs() -> None:
-    image = np.full((2, 2, 3), (0, 128, 255), np.uint8)  # BGR
-    x = normalize_image(image, "imagenet")
-    assert x[0, 0, 0].item() == pytest.approx((1.0 - 0.485) / 0.229, abs=1e-5)  # R channel first
-    assert x[2, 0, 0].item() == pytest.approx((0.0 - 0.406) / 0.225, abs=1e-5)
-    custom = format_normalization((0.48145466, 0.4578275, 0.40821073), (0.26862954, 0.26130258, 0.27577711))
-    assert custom == "rgb:0.481455,0.457827,0.408211/0.26863,0.261303,0.275777"
-    assert parse_preprocessing(custom).mean == (0.481455, 0.457827, 0.408211)
-    assert format_normalization((0.5,) * 3, (0.5,) * 3) == "timm"
-    for bad in ("auto", "rgb:1,2/3,4,5", "bgr"):
-        with pytest.raises(ValueError, match=r"data\.preprocessing="):
-            parse_preprocessing(bad)
 
 
 def test_an_unknown_encoder_names_the_key() -> None:

@@ -1,19 +1,28 @@
-"""Preprocessing: official letterboxing, BGR/Caffe-mean or an encoder's RGB normalisation, fixation maps, joint
+"""Preprocessing: official letterboxing, BGR/Caffe-mean or timm normalisation, fixation maps, joint
 augmentation (umsi-reference §3). Arrays are NumPy HWC uint8 in, tensors CHW float32 out."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import albumentations as A
 import cv2
 import numpy as np
 import torch
 
 from umsi.data.layouts import inside_image
-from umsi.utils.normalization import CAFFE_BGR_MEAN as CAFFE_BGR_MEAN  # re-exported: the official means
-from umsi.utils.normalization import parse_preprocessing
+from umsi.models.card import (
+    CAFFE_BGR_MEAN,
+    DEFAULT_INPUT_SIZE,
+    DEFAULT_OUTPUT_SCALE,
+    Preprocessing,
+    get_preprocessing,
+)
+
+if TYPE_CHECKING:  # albumentations loads when an augmentation is built: inference never needs it
+    import albumentations as A
+
+__all__ = ["CAFFE_BGR_MEAN"]  # re-exported: the official means (their home is umsi.models.card)
 
 
 @dataclass(frozen=True)
@@ -95,28 +104,27 @@ def fixation_map(points_xy: np.ndarray, src_hw: tuple[int, int], dst_hw: tuple[i
     return out
 
 
-def normalize_image(image_bgr: np.ndarray, mode: str = "official") -> torch.Tensor:
-    """(H, W, 3) uint8 BGR → (3, H, W) float32, normalised as the spec ``mode`` says
-    (:func:`~umsi.utils.normalization.parse_preprocessing`). ``official``: BGR minus Caffe means, no scaling (range
-    about [−124, 152]); ``imagenet`` / ``timm`` / ``rgb:…``: RGB / 255, then (x − mean) / std.
-    Raises ``ValueError`` naming ``data.preprocessing`` for an unknown spec."""
-    norm = parse_preprocessing(mode)
-    if norm.bgr_mean is not None:
-        x = image_bgr.astype(np.float32) - np.asarray(norm.bgr_mean, dtype=np.float32)
-    else:
-        rgb = image_bgr[..., ::-1].astype(np.float32) / 255.0
-        x = (rgb - np.asarray(norm.mean, dtype=np.float32)) / np.asarray(norm.std, dtype=np.float32)
+def normalize_image(image_bgr: np.ndarray, preprocessing: str | Preprocessing = "official") -> torch.Tensor:
+    """(H, W, 3) uint8 BGR → (3, H, W) float32 by ``preprocessing`` (a registered name or a
+    :class:`~umsi.models.card.Preprocessing`): reorder to its channel order, divide by its pixel scale, subtract
+    its mean, divide by its std. ``official``: BGR minus Caffe means, no scaling (range about [−124, 152]);
+    ``timm``: RGB / 255, then (x − 0.5) / 0.5. ``ConfigError`` for an unknown name."""
+    spec = get_preprocessing(preprocessing)
+    x = (image_bgr if spec.channel_order == "BGR" else image_bgr[..., ::-1]).astype(np.float32)
+    if spec.pixel_scale != 1.0:
+        x = x / np.float32(spec.pixel_scale)
+    x = x - np.asarray(spec.mean, dtype=np.float32)
+    if spec.std != (1.0, 1.0, 1.0):
+        x = x / np.asarray(spec.std, dtype=np.float32)
     return torch.from_numpy(np.ascontiguousarray(x.transpose(2, 0, 1)))
 
 
-def denormalize_image(image: torch.Tensor, mode: str = "official") -> np.ndarray:
+def denormalize_image(image: torch.Tensor, preprocessing: str | Preprocessing = "official") -> np.ndarray:
     """Inverse of :func:`normalize_image` for display: (3, H, W) → (H, W, 3) uint8 RGB."""
-    norm = parse_preprocessing(mode)
+    spec = get_preprocessing(preprocessing)
     x = image.detach().float().cpu().numpy().transpose(1, 2, 0)
-    if norm.bgr_mean is not None:
-        rgb = (x + np.asarray(norm.bgr_mean, dtype=np.float32))[..., ::-1]
-    else:
-        rgb = (x * np.asarray(norm.std, dtype=np.float32) + np.asarray(norm.mean, dtype=np.float32)) * 255.0
+    x = (x * np.asarray(spec.std, dtype=np.float32) + np.asarray(spec.mean, dtype=np.float32)) * spec.pixel_scale
+    rgb = x[..., ::-1] if spec.channel_order == "BGR" else x
     return np.clip(rgb, 0, 255).astype(np.uint8)
 
 
@@ -140,6 +148,8 @@ def build_augmentation(
 
     albumentations keeps its own random state (global seeds do not reach it): ``seed`` makes it reproducible,
     and :func:`seed_augmentation_worker` gives each DataLoader worker its own stream."""
+    import albumentations as A
+
     return A.Compose(
         [
             A.HorizontalFlip(p=flip_p),
@@ -199,15 +209,14 @@ class SampleTransform:
 
     def __init__(
         self,
-        input_size: tuple[int, int] = (240, 320),
-        output_scale: float = 2.0,
-        preprocessing: str = "official",
+        input_size: tuple[int, int] = DEFAULT_INPUT_SIZE,
+        output_scale: float = DEFAULT_OUTPUT_SCALE,
+        preprocessing: str | Preprocessing = "official",
         augmentation: A.Compose | None = None,
     ) -> None:
-        parse_preprocessing(preprocessing)  # an unknown spec fails here, naming data.preprocessing
         self.input_size = (int(input_size[0]), int(input_size[1]))
         self.output_size = (round(input_size[0] * output_scale), round(input_size[1] * output_scale))
-        self.preprocessing = preprocessing
+        self.preprocessing = get_preprocessing(preprocessing)
         self.augmentation = augmentation
 
     def __call__(self, image: np.ndarray, saliency: np.ndarray, fixations: np.ndarray) -> dict[str, Any]:

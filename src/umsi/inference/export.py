@@ -20,6 +20,7 @@ from umsi.checkpoints.exported import (
     parity_check,
 )
 from umsi.checkpoints.loading import load_model, resolve_checkpoint
+from umsi.errors import CheckpointError, ConfigError, ExportError, MissingPathError, UserError
 
 
 def _human_size(n_bytes: int) -> str:
@@ -30,7 +31,7 @@ def _resolve_checkpoint(cfg: DictConfig) -> Path:
     try:
         return resolve_checkpoint(cfg)
     except FileNotFoundError as err:
-        raise SystemExit(str(err)) from None
+        raise MissingPathError(str(err)) from None
 
 
 def _output_path(cfg: DictConfig, fmt: str, ckpt: Path) -> Path:
@@ -39,29 +40,33 @@ def _output_path(cfg: DictConfig, fmt: str, ckpt: Path) -> Path:
     path = Path(str(cfg.output))
     if SUFFIXES.get(path.suffix.lower()) != fmt:
         accepted = [s for s, f in SUFFIXES.items() if f == fmt]
-        raise SystemExit(f"output={path}: a {fmt} file must end with {' or '.join(accepted)}")
+        raise ConfigError(f"output={path}: a {fmt} file must end with {' or '.join(accepted)}")
     return path
 
 
 def export_from_config(cfg: DictConfig) -> Path:
-    """What ``umsi-export`` does with its config (conf/export.yaml); errors are ``SystemExit(message)``."""
+    """What ``umsi-export`` does with its config (conf/export.yaml). The export's metadata is the checkpoint's
+    model card at the export's input size (:func:`~umsi.checkpoints.exported.export_metadata`). Raises the
+    project's user errors (one line naming the key): :class:`ConfigError` (format, output, input_size, an
+    existing output), :class:`MissingPathError` (ckpt), :class:`CheckpointError` (a file that does not load)
+    and :class:`ExportError` (parity check failed; nothing is written)."""
     fmt = str(cfg.format)
     if fmt not in FORMATS:
-        raise SystemExit(f"format={fmt} is not supported; choose one of {', '.join(FORMATS)}")
+        raise ConfigError(f"format={fmt} is not supported; choose one of {', '.join(FORMATS)}")
     ckpt = _resolve_checkpoint(cfg)
     output = _output_path(cfg, fmt, ckpt)
     if output.exists() and not cfg.overwrite:
-        raise SystemExit(f"{output} already exists; pass overwrite=true to replace it (or output=...)")
+        raise ConfigError(f"{output} already exists; pass overwrite=true to replace it (or output=...)")
     requested = None
     if cfg.input_size is not None:
         try:
             requested = check_size(cfg.input_size)
         except (TypeError, ValueError) as err:
-            raise SystemExit(f"input_size={list(cfg.input_size)}: {err}") from None
+            raise ConfigError(f"input_size={list(cfg.input_size)}: {err}") from None
     try:
         loaded = load_model(ckpt, device=str(cfg.device))
-    except Exception as err:  # torch.load / instantiate raise many types for a wrong file
-        raise SystemExit(f"ckpt={ckpt}: cannot load it ({type(err).__name__}: {err})") from None
+    except UserError as err:
+        raise CheckpointError(f"ckpt={ckpt}: cannot load it ({err})") from None
     size = requested or loaded.input_size
     print(f"exporting {loaded.name} ({ckpt}) to {fmt} at {size[0]}×{size[1]}, dynamic batch")
 
@@ -70,7 +75,8 @@ def export_from_config(cfg: DictConfig) -> Path:
     os.close(fd)
     tmp = Path(name)
     try:
-        export_model(loaded.model, tmp, fmt, size, export_metadata(loaded, size), opset=int(cfg.opset))
+        metadata = export_metadata(loaded.card, ckpt, size)
+        export_model(loaded.model, tmp, fmt, size, metadata, opset=int(cfg.opset))
         exported = load_exported(tmp, device=str(cfg.device))
         diffs = parity_check(loaded.model, exported, size, batch_sizes=(2, 3))
         del exported  # release the file before it is renamed
@@ -80,7 +86,7 @@ def export_from_config(cfg: DictConfig) -> Path:
             f"logits {diffs['logits']:.1e} (tolerance {tolerance:.0e})"
         )
         if not all(diff < tolerance for diff in diffs.values()):  # NaN fails too
-            raise SystemExit(f"parity check failed (tolerance={tolerance:g}): {output} was not written")
+            raise ExportError(f"parity check failed (tolerance={tolerance:g}): {output} was not written")
         os.replace(tmp, output)
     finally:
         tmp.unlink(missing_ok=True)

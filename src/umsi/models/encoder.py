@@ -22,8 +22,8 @@ import torch
 from torch import nn
 
 from umsi.errors import UserError
+from umsi.models.card import OFFICIAL_PREPROCESSING, Preprocessing, get_preprocessing, preprocessing_names
 from umsi.models.tf_ops import MaxPool2dFast, MaxPool2dTFSame
-from umsi.utils.normalization import format_normalization
 
 log = logging.getLogger(__name__)
 
@@ -355,18 +355,28 @@ def build_encoder(
     return TimmEncoder(name, output_stride, pretrained_file, pretrained)
 
 
-def encoder_preprocessing(name: str = LEGACY_XCEPTION) -> str:
-    """What ``data.preprocessing=auto`` means for encoder ``name`` (a spec of
-    :func:`umsi.utils.normalization.parse_preprocessing`): ``official`` (BGR minus the Caffe means, as the released
-    network) for ``legacy_xception``; for every other encoder the mean and std it was trained with, from its
-    ``pretrained_cfg`` (``timm.data.resolve_data_config``) — ``imagenet`` for most, ``timm`` for mean = std = 0.5,
-    else ``rgb:m,m,m/s,s,s``. Raises ``ValueError`` naming ``model.encoder`` for a name timm does not know."""
+def encoder_preprocessing(name: str = LEGACY_XCEPTION) -> Preprocessing:
+    """What ``data.preprocessing=auto`` means for encoder ``name``: ``official`` (BGR minus the Caffe means, as the
+    released network) for ``legacy_xception``; for every other encoder the RGB mean and std it was trained with,
+    from its ``pretrained_cfg`` (``timm.data.resolve_data_config``) — the registered scheme with those values
+    (``imagenet`` for most, ``timm`` for mean = std = 0.5), else a scheme named after the encoder.
+    Raises ``ValueError`` naming ``model.encoder`` for a name timm does not know."""
     if name == LEGACY_XCEPTION:
-        return "official"
+        return OFFICIAL_PREPROCESSING
     from timm.data import resolve_data_config
 
     cfg = timm.models.get_pretrained_cfg(name)
     if cfg is None:
         raise ValueError(f"model.encoder={name!r} is not a timm model: give a name from timm.list_models()")
     config = resolve_data_config({}, pretrained_cfg=cfg.to_dict())
-    return format_normalization(config["mean"], config["std"])
+    mean, std = (tuple(round(float(v), 6) for v in config[key]) for key in ("mean", "std"))
+    scheme = Preprocessing(name, "RGB", 255.0, mean, std)  # type: ignore[arg-type]
+    for registered in map(get_preprocessing, preprocessing_names()):
+        if (registered.channel_order, registered.pixel_scale, registered.mean, registered.std) == (
+            "RGB",
+            255.0,
+            scheme.mean,
+            scheme.std,
+        ):
+            return registered
+    return scheme

@@ -24,20 +24,23 @@ from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.loggers import WandbLogger
 
 from umsi.callbacks.handoff import best_checkpoint
-from umsi.checkpoints.files import SafeCheckpointIO, read_checkpoint
+from umsi.checkpoints.files import read_checkpoint
+from umsi.checkpoints.lightning_io import SafeCheckpointIO
 from umsi.data.splits import SPLIT_FILE, write_split
 from umsi.errors import MissingPathError
-from umsi.models import count_parameters, without_encoder_init
+from umsi.models.card import ModelCard, get_preprocessing, preprocessing_names
 from umsi.models.encoder import LEGACY_XCEPTION, encoder_preprocessing
+from umsi.models.registry import default_card, model_config
+from umsi.models.umsi import count_parameters, without_encoder_init
 from umsi.training.data_check import check_training_data
 from umsi.training.evaluate import evaluate, print_summary
 from umsi.training.module import UMSILitModule, load_weights
 from umsi.training.preflight import check_stage_needs
 from umsi.utils.io import atomic_write, remove_partial_files, write_json
-from umsi.utils.normalization import AUTO
 
 log = logging.getLogger(__name__)
 STAGES = ("pretrain", "finetune")
+AUTO_PREPROCESSING = "auto"  # data.preprocessing: the encoder's own normalisation (resolve_preprocessing)
 
 
 @dataclass
@@ -50,6 +53,11 @@ class StageResult:
     best_score: float | None
     is_global_zero: bool = True
     skipped_files: tuple[str, ...] = ()
+
+
+def _plain(value: Any) -> Any:
+    """A config value as plain Python (a DictConfig / ListConfig as dict / list)."""
+    return OmegaConf.to_container(value, resolve=True) if OmegaConf.is_config(value) else value
 
 
 def _container(cfg: DictConfig) -> dict[str, Any]:
@@ -68,12 +76,14 @@ def resolve_preprocessing(cfg: DictConfig) -> DictConfig:
     (:func:`~umsi.models.encoder.encoder_preprocessing`: ``official`` for ``legacy_xception``, the timm
     ``pretrained_cfg`` mean/std for the others), so the run's config, checkpoints and model card record the scheme
     that ran. Other values are kept; ``cfg`` is not changed."""
-    if OmegaConf.select(cfg, "data.preprocessing", default=None) != AUTO:
+    if OmegaConf.select(cfg, "data.preprocessing", default=None) != AUTO_PREPROCESSING:
         return cfg
     encoder = OmegaConf.select(cfg, "model.encoder", default=None) or LEGACY_XCEPTION
-    preprocessing = encoder_preprocessing(str(encoder))
-    log.info("data.preprocessing=auto: %s (the normalisation of the %s encoder)", preprocessing, encoder)
-    return OmegaConf.merge(cfg, {"data": {"preprocessing": preprocessing}})  # type: ignore[return-value]
+    scheme = encoder_preprocessing(str(encoder))
+    log.info("data.preprocessing=auto: %s (the normalisation of the %s encoder)", scheme, encoder)
+    # a registered scheme by its name; any other as its dict form (the card and the transforms read both)
+    value: Any = scheme.name if scheme.name in preprocessing_names() else scheme.to_dict()
+    return OmegaConf.merge(cfg, {"data": {"preprocessing": value}})  # type: ignore[return-value]
 
 
 def build_datamodule(cfg: DictConfig, skip_files: Sequence[str] = ()) -> pl.LightningDataModule:
@@ -111,11 +121,31 @@ def build_module(cfg: DictConfig, class_names: list[str], from_checkpoint: bool 
         loss=_container(cfg.loss),
         optimizer=_container(cfg.optimizer),
         class_names=list(class_names),
+        card=stage_card(cfg, class_names).to_dict(),
     )
     if cfg.get("init_ckpt"):
         log.info("initialising weights from %s", cfg.init_ckpt)
         load_weights(module, cfg.init_ckpt)
     return module
+
+
+def stage_card(cfg: DictConfig, class_names: Sequence[str]) -> ModelCard:
+    """The model card of the checkpoints a stage writes: ``cfg.model``'s architecture and arguments (encoder
+    initialisation off: the weights come with the file), the data's classes, ``data.input_size`` and
+    ``data.preprocessing``, and the source: this run folder and stage."""
+    name, kwargs = model_config(without_encoder_init(_container(cfg.model)))
+    stage = str(cfg.stage.name)
+    output_dir = Path(str(cfg.paths.output_dir))
+    run_dir = output_dir.parent if output_dir.name == stage else output_dir  # a pipeline's stage: <run>/<stage>
+    return default_card(name).replace(
+        model_args=kwargs,
+        class_names=tuple(class_names),
+        input_size=tuple(cfg.data.input_size),
+        preprocessing=_plain(resolve_preprocessing(cfg).data.preprocessing),
+        output_scale=float(kwargs.get("output_scale", default_card(name).output_scale)),
+        name=f"{run_dir.name}/{stage}",
+        source={"kind": "training", "run": str(run_dir), "stage": stage},
+    )
 
 
 LAST_CHECKPOINT = "last"
@@ -271,7 +301,7 @@ def evaluate_checkpoint(
     summary["network"] = {
         "encoder": str(getattr(module.model.encoder, "name", LEGACY_XCEPTION)),
         "parameters": count_parameters(module.model)[0],
-        "preprocessing": str(datamodule.preprocessing),
+        "preprocessing": get_preprocessing(datamodule.preprocessing).name,
     }
     return summary
 
