@@ -246,3 +246,33 @@ def test_python_m_entry_point(tmp_path: Path) -> None:
     missing = tmp_path / "missing"
     proc = subprocess.run([sys.executable, "-m", "umsi.cli.compare", str(missing)], capture_output=True, text=True)
     assert proc.returncode == 2 and str(missing) in proc.stderr
+
+
+def test_an_encoder_sweep_shows_parameters_and_images_per_second(tmp_path: Path) -> None:
+    """hparams_search=encoders: one row per encoder with its parameter count (summary.json) and training images/s
+    (the last perf/train_images_per_second of the stage's CSV log)."""
+    sweep = tmp_path / "multirun" / "2026-12-07" / "10-00-00"
+    for job, (model, params, speed) in enumerate((("umsi", 29_850_799, 3.25), ("convnext_tiny", 32_560_359, 4.5))):
+        run = make_run(
+            sweep / str(job),
+            overrides=(f"model={model}", "stage=pretrain"),
+            choices={"model": model, "data": "salicon"},
+            val={"": [(0.2, 0.5 + job / 10, 1.0, 3.0)]},
+            summary=_summary(0.5 + job / 10, 1.0 - job / 10, 0.2, network={"parameters": params}),
+        )
+        with (run / "csv" / "metrics.csv").open("a", newline="") as f:  # the throughput row EpochThroughput logs
+            csv.writer(f).writerow([0, 1, *[""] * (len(HEADER) - 2)])
+        text = (run / "csv" / "metrics.csv").read_text().splitlines()
+        text[0] += ",perf/train_images_per_second"
+        text[-1] += f",{speed}"
+        (run / "csv" / "metrics.csv").write_text("\n".join(text) + "\n")
+    (sweep / "multirun.yaml").write_text("hydra:\n  mode: MULTIRUN\n")
+    table = comparison_table(load_runs(find_runs([sweep])))
+    assert [(r["model"], r["params"], r["images_per_s"], r["dataset"]) for r in table] == [
+        ("umsi", 29_850_799, 3.25, "salicon"),
+        ("convnext_tiny", 32_560_359, 4.5, "salicon"),
+    ]
+    md = markdown_table(table).splitlines()
+    assert md[0].startswith("| run | model | status | stage | epochs | wall | params | images/s | dataset | cc | kl |")
+    assert "| 29.85 M | 3.2 | salicon | 0.500 | 1.000 |" in md[2]
+    assert "| 32.56 M | 4.5 | salicon | 0.600 | 0.900 |" in md[3]

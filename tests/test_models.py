@@ -59,7 +59,7 @@ def test_aligned_xception_at_output_stride_16() -> None:
 
 def test_unknown_encoder_names_the_key() -> None:
     with pytest.raises(ValueError, match=r"model\.encoder="):
-        build_encoder("resnet50")
+        build_encoder("resnet5000")
 
 
 def test_missing_pretrained_file_is_a_clear_error(tmp_path: Path) -> None:

@@ -264,3 +264,39 @@ def test_bad_dropout_sites_name_the_key(dropout: dict, message: str) -> None:
 
 def test_one_rate_is_every_site() -> None:
     assert dropout_sites(0.3, 2) == {"global_conv": 0.3, "global_dense": 0.3, "projection": 0.3, "decoder": [0.3] * 2}
+
+
+def test_a_non_xception_preset_starts_from_its_cached_weights_and_its_own_normalisation(
+    offline_caches: Path, synthetic_root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``umsi-train model=efficientnet_b3 model.pretrained=true`` offline with timm's weights in the Hugging Face
+    cache: the encoder starts from exactly those weights, and the run records the encoder's own normalisation
+    (ImageNet mean/std from its pretrained_cfg), not the released Xception's BGR means."""
+    from umsi.cli.train import main
+
+    torch.manual_seed(5)
+    state = timm.create_model("efficientnet_b3", pretrained=False).state_dict()
+    _hf_cache(offline_caches / "hf" / "hub", "timm/efficientnet_b3.ra2_in1k", state)
+    run_dir = offline_caches / "run"
+    overrides = [o for o in tiny_overrides(synthetic_root, run_dir) if not o.startswith("paths.root_dir")]
+    argv = ["umsi-train", "model=efficientnet_b3", "model.pretrained=true", "stage=pretrain", "optimizer.lr=0.0"]
+    monkeypatch.chdir(offline_caches)
+    monkeypatch.setattr(sys, "argv", [*argv, *overrides, f"hydra.run.dir={run_dir}"])
+    main()
+    weights = torch.load(run_dir / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)["state_dict"]
+    encoder = {k.removeprefix("model.encoder.body."): v for k, v in weights.items() if k.startswith("model.encoder.")}
+    compared = [name for name in encoder if not name.endswith(BN_STATISTICS)]
+    assert len(compared) > 200
+    for name in compared:
+        assert torch.equal(encoder[name], state[name]), name
+    card = torch.load(run_dir / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)["umsi_card"]
+    # timm's pretrained_cfg of efficientnet_b3: RGB / 255, mean 0.485, 0.456, 0.406, std 0.229, 0.224, 0.225
+    assert card["preprocessing"] == {
+        "name": "imagenet",
+        "channel_order": "RGB",
+        "pixel_scale": 255.0,
+        "mean": [0.485, 0.456, 0.406],
+        "std": [0.229, 0.224, 0.225],
+    }
+    assert yaml.safe_load((run_dir / "config.yaml").read_text())["data"]["preprocessing"] == "imagenet"
+    assert load_model(run_dir / "checkpoints" / "last.ckpt").preprocessing.name == "imagenet"

@@ -1,9 +1,10 @@
 """``umsi-compare``: a table of local training runs (offline, no W&B needed).
 
 Reads what ``umsi-train`` leaves in a run folder: ``.hydra/config.yaml`` and ``overrides.yaml``, ``summary.json``
-(final metrics), ``train.log`` (wall time when summary.json has no ``wall_seconds``) and the last stage's
-``csv/metrics.csv`` (best validation metrics per epoch). Writes ``compare.md``, ``compare.csv`` and, with
-``--plot``, ``val_curves.png``; prints the Markdown table.
+(final metrics, the network's parameter count), ``train.log`` (wall time when summary.json has no
+``wall_seconds``) and the last stage's ``csv/metrics.csv`` (best validation metrics per epoch, training
+images/s). Writes ``compare.md``, ``compare.csv`` and, with ``--plot``, ``val_curves.png``; prints the Markdown
+table.
 """
 
 from __future__ import annotations
@@ -38,9 +39,12 @@ SEARCH_LEVELS = 3  # enough for outputs/ → outputs/<date>/<time> and outputs/m
 BEST_METRICS = {"val/cc": True, "val/kl": False, "val/loss": False, "val/acc": True}
 FINAL_METRICS = ("cc", "kl", "acc")
 PLOT_METRICS = ("val/cc", "val/loss")
-DESCENDING = {"cc", "acc", "best_val_cc", "best_val_acc", "epochs"}  # default sort direction: higher first
-FIXED_COLUMNS = {"run", "status", "stage", "epochs", "wall_s", *FINAL_METRICS}
+# default sort direction: higher first
+DESCENDING = {"cc", "acc", "best_val_cc", "best_val_acc", "epochs", "images_per_s"}
+FIXED_COLUMNS = {"run", "status", "stage", "dataset", "epochs", "wall_s", "params", "images_per_s", *FINAL_METRICS}
+THROUGHPUT = "perf/train_images_per_second"  # logged every epoch by callbacks.EpochThroughput
 NOISE_PREFIXES = ("paths.", "hydra.")
+HEADERS = {"wall_s": "wall", "images_per_s": "images/s"}  # Markdown headers that differ from the column name
 _LOG_TIME = re.compile(r"^\[(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3})\]")
 
 
@@ -61,6 +65,9 @@ class RunInfo:
     epochs: int  # validated epochs of the last stage
     wall_seconds: float | None
     curves: dict[str, list[tuple[int, float]]] = field(default_factory=dict)  # metric → (epoch, value) per epoch
+    parameters: int | None = None  # summary.json network.parameters (learnable, BN statistics not counted)
+    images_per_second: float | None = None  # training images/s of the last stage's last epoch
+    dataset: str | None = None  # the data config the final metrics were measured on (salicon, imp1k, …)
 
     def value(self, key: str) -> Any:
         """The run's value for a config key or config group (``model`` → its choice), else its override."""
@@ -166,6 +173,7 @@ def load_run(path: str | Path, root: str | Path | None = None) -> RunInfo:
     summary = runs.read_summary(path)
 
     rows = _val_rows(runs.csv_log(stage_dirs[-1])) if stage_dirs else []
+    speed = _last_value(runs.csv_log(stage_dirs[-1]), THROUGHPUT) if stage_dirs else None
     best: dict[str, float | None] = {}
     best_epoch: dict[str, int | None] = {}
     for metric, higher in BEST_METRICS.items():
@@ -196,6 +204,9 @@ def load_run(path: str | Path, root: str | Path | None = None) -> RunInfo:
         epochs=len({row["epoch"] for row in rows}),
         wall_seconds=_number(wall) if wall is not None else _log_seconds(runs.train_log(path)),
         curves=curves,
+        parameters=_integer(_dig(summary, "network", "parameters")),
+        images_per_second=speed,
+        dataset=str(choices["data"]) if isinstance(choices, dict) and choices.get("data") else None,
     )
 
 
@@ -232,6 +243,23 @@ def _number(value: Any) -> float | None:
     except (TypeError, ValueError):
         return None
     return number if math.isfinite(number) else None
+
+
+def _integer(value: Any) -> int | None:
+    number = _number(value)
+    return None if number is None else int(number)
+
+
+def _last_value(metrics_csv: Path, column: str) -> float | None:
+    """The last value logged in ``column`` of a stage's epoch log (:func:`umsi.runs.epoch_log`; None when never
+    logged)."""
+    try:
+        per_epoch = runs.epoch_log(metrics_csv)
+    except (OSError, ValueError) as err:
+        log.warning("cannot read %s: %s", metrics_csv, err)
+        return None
+    values = [row[column] for row in per_epoch.values() if column in row]
+    return values[-1] if values else None
 
 
 def _val_rows(metrics_csv: Path) -> list[dict[str, Any]]:
@@ -318,6 +346,7 @@ def comparison_table(runs: Sequence[RunInfo], keys: Sequence[str] | None = None)
         row: dict[str, Any] = {"run": run.name}
         row |= {key: run.value(key) for key in keys}
         row |= {"status": run.status, "stage": run.stage, "epochs": run.epochs, "wall_s": run.wall_seconds}
+        row |= {"params": run.parameters, "images_per_s": run.images_per_second, "dataset": run.dataset}
         row |= {k: run.final[k] for k in FINAL_METRICS}
         for metric in BEST_METRICS:
             column = "best_" + metric.replace("/", "_")
@@ -375,8 +404,7 @@ def markdown_table(table: Sequence[dict[str, Any]]) -> str:
         return ""
     columns = [c for c in table[0] if not c.endswith("_epoch")]
     header = [
-        "wall" if c == "wall_s" else c.replace("best_val_", "best val/") if c.startswith("best_val_") else c
-        for c in columns
+        HEADERS.get(c) or (c.replace("best_val_", "best val/") if c.startswith("best_val_") else c) for c in columns
     ]
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in columns) + "|"]
     for row in table:
@@ -384,6 +412,10 @@ def markdown_table(table: Sequence[dict[str, Any]]) -> str:
         for c in columns:
             if c == "wall_s":
                 text = _duration(row[c])
+            elif c == "params" and row[c] is not None:
+                text = f"{row[c] / 1e6:.2f} M"
+            elif c == "images_per_s" and row[c] is not None:
+                text = f"{row[c]:.1f}"
             elif c.startswith("best_") and row[c] is not None:
                 text = f"{_cell(row[c])} @{row[c + '_epoch']}"
             else:

@@ -191,6 +191,16 @@ def run_benchmarks(
             from umsi.bench.metrics import bench_metrics
 
             results["metrics"] = bench_metrics(n_maps=p["n_maps"], size=p["map_size"], device=device)
+        if "encoders" in parts:  # the hparams_search=encoders presets at 240×320 (quick: the tiny size)
+            from umsi.bench.encoders import bench_encoders, sweep_presets
+
+            size = p["input_size"] if quick else (240, 320)
+            repeats = 1 if quick else 5
+            results["encoders"] = {
+                "input_size": list(size),
+                "repeats": repeats,
+                "presets": bench_encoders(CONFIG_DIR, sweep_presets(CONFIG_DIR), size, repeats, device),
+            }
         if "serve" in parts:  # umsi-serve on the CPU, whatever the device
             from umsi.bench.serve import bench_serve, serve_sizes
 
@@ -301,6 +311,11 @@ def markdown_report(results: dict[str, Any]) -> str:
         for variant, per_batch in results["inference"].items():
             for batch, v in per_batch.items():
                 lines.append(f"| {variant} | {batch} | {_fmt(v['ms_per_batch'])} | {_fmt(v['images_per_second'])} |")
+    if "encoders" in results:
+        from umsi.bench.encoders import encoders_markdown
+
+        e = results["encoders"]
+        lines += encoders_markdown(e["presets"], e["input_size"], e["repeats"])
     if "serve" in results:
         from umsi.bench.serve import serve_markdown
 
@@ -328,7 +343,7 @@ def write_benchmarks(
     out: str | Path | None = None,
     device: str = "auto",
     quick: bool = False,
-    parts: Sequence[str] = ("training", "inference", "data", "metrics", "serve"),
+    parts: Sequence[str] = ("training", "inference", "data", "metrics", "serve", "encoders"),
     data: Path | None = None,
     compile_model: bool = False,
 ) -> tuple[str, Path]:

@@ -13,12 +13,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="umsi-bench",
         description="Benchmarks: the Lightning pipeline vs a plain PyTorch loop, inference, the data pipeline, the "
-        "metrics vs pysaliency, umsi-serve vs in-process prediction, and peak memory.",
+        "metrics vs pysaliency, umsi-serve vs in-process prediction, the encoder presets side by side, and peak "
+        "memory.",
     )
     parser.add_argument("--device", default="auto", help="auto | cpu | cuda")
     parser.add_argument("--out", type=Path, default=None, help="default: outputs/bench/<date>")
     parser.add_argument("--quick", action="store_true", help="tiny sizes (a smoke test of the benchmark code)")
-    parser.add_argument("--parts", default="training,inference,data,metrics,serve", help="comma-separated subset")
+    parser.add_argument(
+        "--parts",
+        default="training,inference,data,metrics,serve,encoders",
+        help="comma-separated subset (encoders: each hparams_search=encoders preset's forward time at 240×320)",
+    )
     parser.add_argument("--compile", action="store_true", help="also time torch.compile in the inference bench")
     parser.add_argument("--data", type=Path, default=None, help="a dataset root (salicon/…); default: synthetic")
     args = parser.parse_args(argv)

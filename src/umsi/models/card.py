@@ -118,6 +118,10 @@ def get_preprocessing(spec: str | Mapping[str, Any] | Preprocessing) -> Preproce
 OFFICIAL_PREPROCESSING = register_preprocessing(Preprocessing("official", "BGR", 1.0, CAFFE_BGR_MEAN, (1.0, 1.0, 1.0)))
 # timm's Xception weights: RGB in [0, 1], mean = std = 0.5 (range [−1, 1])
 TIMM_PREPROCESSING = register_preprocessing(Preprocessing("timm", "RGB", 255.0, (0.5, 0.5, 0.5), (0.5, 0.5, 0.5)))
+# most timm ImageNet encoders (ConvNeXt, EfficientNet, ResNet, DeiT): RGB in [0, 1], timm's IMAGENET_DEFAULT_MEAN/STD
+IMAGENET_PREPROCESSING = register_preprocessing(
+    Preprocessing("imagenet", "RGB", 255.0, (0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
+)
 
 
 def umsi_version() -> str:

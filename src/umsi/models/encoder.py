@@ -1,9 +1,13 @@
-"""Encoders: timm Xception backbones returning one feature map at output stride 8 or 16.
+"""Encoders: timm backbones returning one feature map, at output stride 8 or 16 where the model allows it.
 
 The default is timm ``legacy_xception`` (the original Keras Xception layout) with the official UMSI
 stride change: Keras blocks 4 and 13 (timm ``block3`` and ``block12``) run at stride 1 and no dilation is
-added, so the output stride is 8 instead of 32. The aligned (DeepLab-style) ``xception41/65/71`` use timm's
-own ``output_stride`` support, which dilates the later blocks instead.
+added, so the output stride is 8 instead of 32. Every other timm model that supports ``features_only=True``
+(the aligned Xceptions, ConvNeXt, EfficientNet, ResNet, …) is a :class:`TimmEncoder`: its deepest feature, at
+timm's ``output_stride`` (dilated later stages) where the model supports it, else at the model's own stride
+(``TimmEncoder.output_stride`` says which; the decoder follows it). Patch-token transformers (ViT, DeiT, DINOv2,
+EVA) run with timm's ``dynamic_img_size``/``dynamic_img_pad`` so any input size works, their patch tokens
+reshaped to a (B, C, ⌈H/p⌉, ⌈W/p⌉) grid by timm's ``features_only`` wrapper.
 """
 
 from __future__ import annotations
@@ -11,12 +15,14 @@ from __future__ import annotations
 import logging
 import re
 from pathlib import Path
+from typing import Any
 
 import timm
 import torch
 from torch import nn
 
 from umsi.errors import UserError
+from umsi.models.card import OFFICIAL_PREPROCESSING, Preprocessing, get_preprocessing, preprocessing_names
 from umsi.models.tf_ops import MaxPool2dFast, MaxPool2dTFSame
 
 log = logging.getLogger(__name__)
@@ -63,6 +69,7 @@ class LegacyXceptionEncoder(nn.Module):
     released Keras model; every other encoder op already pads identically in both frameworks.
     """
 
+    name = LEGACY_XCEPTION
     out_channels = 2048
     min_input_size = smallest_input(_LEGACY_STEM)  # 7 px
 
@@ -92,14 +99,19 @@ class LegacyXceptionEncoder(nn.Module):
         return self.body.forward_features(image)
 
 
-class AlignedXceptionEncoder(nn.Module):
-    """Aligned Xception (timm ``xception41/65/71``) at output stride 8 or 16 (dilated later blocks).
+class TimmEncoder(nn.Module):
+    """The deepest feature of any timm model built with ``features_only=True``.
 
-    Input (B, 3, H, W) → output (B, 2048, ⌈H/os⌉, ⌈W/os⌉) (the last feature of timm's ``features_only``).
+    Input (B, 3, H, W) → output (B, C, ≈H/s, ≈W/s), C = ``out_channels`` (timm's ``feature_info``), s =
+    ``output_stride``: the requested 8 or 16 where the model takes timm's ``output_stride`` (CNNs dilate their
+    later stages), else the stride the model has (16 for a ViT/DeiT with 16-px patches, 14 for DINOv2, 32 for a
+    CNN without dilation support). The grid rounds as the model does (e.g. ConvNeXt's unpadded stem floors, a
+    patch-token transformer pads the image to whole patches). ``min_input_size`` is ``output_stride`` (px), a
+    safe bound for every timm family.
+
+    Raises ``ValueError`` naming ``model.encoder`` for a name timm does not know or cannot build with
+    ``features_only``, and ``model.output_stride`` for a stride other than 8, 16 or 32.
     """
-
-    out_channels = 2048
-    min_input_size = 1  # every op pads
 
     def __init__(
         self, name: str, output_stride: int = 8, pretrained_file: str | None = None, pretrained: bool = False
@@ -107,14 +119,55 @@ class AlignedXceptionEncoder(nn.Module):
         super().__init__()
         if output_stride not in (8, 16, 32):
             raise ValueError(f"model.output_stride={output_stride}: {name} supports 8, 16 or 32")
-        self.body = _create_timm(
-            name, pretrained_file, pretrained, features_only=True, output_stride=output_stride, out_indices=(-1,)
-        )
-        self.out_channels = self.body.feature_info.channels()[-1]
-        self.output_stride = output_stride
+        if not timm.is_model(name):
+            raise ValueError(
+                f"model.encoder={name!r} is not a timm model: give a name from timm.list_models() (e.g. "
+                "convnext_tiny, efficientnet_b3, resnet50, deit_small_patch16_224) or legacy_xception"
+            )
+        self.body = _create_features(name, output_stride, pretrained_file, pretrained)
+        self.name = name
+        self.out_channels: int = self.body.feature_info.channels()[-1]
+        self.output_stride: int = self.body.feature_info.reduction()[-1]
+        self.min_input_size: int = self.output_stride
+        if self.output_stride != output_stride:
+            log.info(
+                "encoder %s has no output_stride support: it runs at its own stride %d (model.output_stride=%d is "
+                "not used); the decoder's upsampling follows it",
+                name,
+                self.output_stride,
+                output_stride,
+            )
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
         return self.body(image)[-1]
+
+
+# Extra timm arguments tried in turn: dilation to the requested output stride (most CNNs), then any input size
+# for patch-token transformers (position embeddings resampled per input, the image padded to whole patches),
+# then the model as it is.
+_FEATURE_VARIANTS = ("output_stride", "dynamic_img_size", None)
+
+
+def _create_features(name: str, output_stride: int, pretrained_file: str | None, pretrained: bool) -> nn.Module:
+    """timm ``features_only`` model of ``name`` returning its deepest feature, with the first of
+    :data:`_FEATURE_VARIANTS` the model's constructor accepts (an unknown keyword fails before any weights load)."""
+    for variant in _FEATURE_VARIANTS:
+        extra: dict[str, Any] = {}
+        if variant == "output_stride":
+            extra = {"output_stride": output_stride}
+        elif variant == "dynamic_img_size":
+            extra = {"dynamic_img_size": True, "dynamic_img_pad": True}
+        try:
+            return _create_timm(name, pretrained_file, pretrained, features_only=True, out_indices=(-1,), **extra)
+        except TypeError as err:
+            if variant is None or "unexpected keyword argument" not in str(err):
+                raise
+        except RuntimeError as err:  # timm: "features_only not implemented for …"
+            raise ValueError(
+                f"model.encoder={name!r}: timm cannot build it with features_only=True ({_first_line(err)}); "
+                "choose a timm model with feature extraction (most CNNs and ViT-style models)"
+            ) from None
+    raise AssertionError("unreachable")
 
 
 def pretrained_weights_name(name: str) -> str:
@@ -237,6 +290,10 @@ def _create_timm(name: str, pretrained_file: str | None, pretrained: bool = Fals
     try:
         with report:
             model = timm.create_model(name, pretrained=True, pretrained_cfg_overlay=overlay, **kwargs)
+    except TypeError as err:
+        if "unexpected keyword argument" in str(err):  # the model's constructor refused an argument: not the file
+            raise
+        raise PretrainedWeightsError(_wrong_file(name, source, key, str(err))) from err
     except Exception as err:  # timm raises several types for a wrong or unreadable file
         raise PretrainedWeightsError(_wrong_file(name, source, key, str(err))) from err
     if report.problems:
@@ -290,10 +347,11 @@ class _TimmLoadReport(logging.Handler):
         self._logger.setLevel(self._old_level)
 
 
-def min_input_size(name: str = LEGACY_XCEPTION) -> int:
+def min_input_size(name: str = LEGACY_XCEPTION, output_stride: int = 8) -> int:
     """The smallest input side (px) encoder ``name`` takes without building it: 7 for ``legacy_xception`` (its
-    unpadded stem), 1 for the aligned Xceptions."""
-    return (LegacyXceptionEncoder if name == LEGACY_XCEPTION else AlignedXceptionEncoder).min_input_size
+    unpadded stem), else ``output_stride`` (:class:`TimmEncoder`; a model without output-stride support may need
+    its own stride, which training finds when the encoder is built)."""
+    return LegacyXceptionEncoder.min_input_size if name == LEGACY_XCEPTION else output_stride
 
 
 def build_encoder(
@@ -303,18 +361,45 @@ def build_encoder(
     tf_same_padding: bool = False,
     pretrained: bool = False,
 ) -> nn.Module:
-    """Factory for the supported encoders; each has ``out_channels``, ``min_input_size`` (px per side) and returns
-    one (B, C, h, w) map.
+    """The encoder ``name``: the official ``legacy_xception`` or any timm ``features_only`` model
+    (:class:`TimmEncoder`). Each has ``out_channels``, ``output_stride``, ``min_input_size`` (px per side) and
+    returns one (B, C, h, w) map.
 
     Encoder weights: ``pretrained_file`` (a local timm state dict) wins; else ``pretrained=True`` loads timm's
     ImageNet weights through its hub mechanism (:func:`fetch_pretrained_weights`); else random initialisation.
-    Raises :class:`PretrainedWeightsError` for weights that cannot be had or do not fit."""
+    Raises :class:`PretrainedWeightsError` for weights that cannot be had or do not fit, ``ValueError`` for an
+    encoder timm cannot build."""
     if name == LEGACY_XCEPTION:
         return LegacyXceptionEncoder(output_stride, pretrained_file, tf_same_padding, pretrained)
     if tf_same_padding:
         raise ValueError(
             f"model.tf_same_padding=true needs model.encoder={LEGACY_XCEPTION} (the Keras layout), not {name}"
         )
-    if name in ALIGNED_XCEPTIONS:
-        return AlignedXceptionEncoder(name, output_stride, pretrained_file, pretrained)
-    raise ValueError(f"model.encoder={name!r} is not supported; choose one of {(LEGACY_XCEPTION, *ALIGNED_XCEPTIONS)}")
+    return TimmEncoder(name, output_stride, pretrained_file, pretrained)
+
+
+def encoder_preprocessing(name: str = LEGACY_XCEPTION) -> Preprocessing:
+    """What ``data.preprocessing=auto`` means for encoder ``name``: ``official`` (BGR minus the Caffe means, as the
+    released network) for ``legacy_xception``; for every other encoder the RGB mean and std it was trained with,
+    from its ``pretrained_cfg`` (``timm.data.resolve_data_config``) — the registered scheme with those values
+    (``imagenet`` for most, ``timm`` for mean = std = 0.5), else a scheme named after the encoder.
+    Raises ``ValueError`` naming ``model.encoder`` for a name timm does not know."""
+    if name == LEGACY_XCEPTION:
+        return OFFICIAL_PREPROCESSING
+    from timm.data import resolve_data_config
+
+    cfg = timm.models.get_pretrained_cfg(name)
+    if cfg is None:
+        raise ValueError(f"model.encoder={name!r} is not a timm model: give a name from timm.list_models()")
+    config = resolve_data_config({}, pretrained_cfg=cfg.to_dict())
+    mean, std = (tuple(round(float(v), 6) for v in config[key]) for key in ("mean", "std"))
+    scheme = Preprocessing(name, "RGB", 255.0, mean, std)  # type: ignore[arg-type]
+    for registered in map(get_preprocessing, preprocessing_names()):
+        if (registered.channel_order, registered.pixel_scale, registered.mean, registered.std) == (
+            "RGB",
+            255.0,
+            scheme.mean,
+            scheme.std,
+        ):
+            return registered
+    return scheme

@@ -120,9 +120,11 @@ class Decoder(nn.Module):
     """Stages of dilated 3×3 convs (bias, ReLU) each followed by dropout and bilinear upsampling.
 
     Stages are upsampled ×2 except the last, which is resized to ``output_size`` (×4 for the released network at
-    240×320), then a 1×1 conv and ReLU give the non-negative map. ``dropout``: one rate for every stage, or one per
-    stage (Keras ``dec_dp1`` … ``dec_dp3``). ``upsampling`` picks the bilinear coordinate convention
-    (``tf1_legacy`` for the released Keras model, see ``tf_ops``).
+    240×320), then a 1×1 conv and ReLU give the non-negative map. The first upsampling follows the encoder's
+    output stride s: ×s/4 (×2 at the official 8, ×4 at 16, ×3.5 for a 14-px-patch ViT), so every later grid is the
+    official network's whatever the encoder, and the map is exactly ``output_size``. ``dropout``: one rate for
+    every stage, or one per stage (Keras ``dec_dp1`` … ``dec_dp3``). ``upsampling`` picks the bilinear coordinate
+    convention (``tf1_legacy`` for the released Keras model, see ``tf_ops``).
     (B, C, h, w) → (B, 1, *output_size).
     """
 
@@ -133,8 +135,11 @@ class Decoder(nn.Module):
         dilation: int = 2,
         dropout: float | Sequence[float] = 0.3,
         upsampling: str = "half_pixel",
+        encoder_stride: int = 8,
     ) -> None:
         super().__init__()
+        if encoder_stride < 1:
+            raise ValueError(f"the encoder's output stride must be >= 1, got {encoder_stride}")
         resize_bilinear(torch.zeros(1, 1, 1, 1), (2, 2), upsampling)  # reject an unknown mode at build time
         rates = [dropout] * len(stage_channels) if isinstance(dropout, (int, float)) else list(dropout)
         if len(rates) != len(stage_channels):
@@ -143,6 +148,7 @@ class Decoder(nn.Module):
                 "(model.decoder_channels): give one per stage, or a single number"
             )
         self.upsampling = upsampling
+        self.first_factor = encoder_stride / 4
         stages = []
         channels = in_channels
         for widths, rate in zip(stage_channels, rates, strict=True):
@@ -159,9 +165,16 @@ class Decoder(nn.Module):
         self.head = nn.Conv2d(channels, 1, 1)
 
     def forward(self, x: torch.Tensor, output_size: tuple[int, int]) -> torch.Tensor:
-        for stage in self.stages[:-1]:
+        for i, stage in enumerate(self.stages[:-1]):
             x = stage(x)
-            x = resize_bilinear(x, (2 * x.shape[-2], 2 * x.shape[-1]), self.upsampling)
+            factor = self.first_factor if i == 0 else 2
+            if factor == 1:
+                continue
+            if float(factor).is_integer():  # integer sizes from the shapes: traceable with dynamic axes
+                size = (int(factor) * x.shape[-2], int(factor) * x.shape[-1])
+            else:
+                size = (round(factor * x.shape[-2]), round(factor * x.shape[-1]))
+            x = resize_bilinear(x, size, self.upsampling)
         # The 1×1 head and the bilinear resize are both linear and the resize weights sum to 1, so the head runs
         # before the last resize: the same map (up to float rounding) with one channel resized instead of 64.
         return F.relu(resize_bilinear(self.head(self.stages[-1](x)), output_size, self.upsampling))

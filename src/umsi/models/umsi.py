@@ -64,6 +64,9 @@ class UMSI(nn.Module):
     the input size. Any input of at least ``min_input_size`` pixels per side works (7 for ``legacy_xception``, whose
     first two convolutions are unpadded): the grids follow the input. The encoder starts from random weights,
     ``pretrained_file`` (a local timm state dict) or, with ``pretrained=True``, timm's ImageNet weights.
+    ``encoder`` may be any timm model with ``features_only`` (see :class:`~umsi.models.encoder.TimmEncoder`): ASPP
+    and the global branch take its deepest feature, at ``output_stride`` where the model supports it, else at its
+    own stride (``encoder_stride``), which the decoder's first upsampling follows.
     ``UMSI.official()`` is the released Keras network exactly (same layers plus its padding, upsampling and
     BatchNorm numerics), the target of ``umsi-convert-keras``.
     """
@@ -98,7 +101,10 @@ class UMSI(nn.Module):
         self.classifier = nn.Linear(width, num_classes)
         self.aspp = ASPP(channels, width, aspp_dilations)
         self.fusion = GlobalFusion(self.aspp.out_channels, width, width, rates["projection"])
-        self.decoder = Decoder(width, decoder_channels, decoder_dilation, rates["decoder"], upsampling)
+        self.encoder_stride: int = self.encoder.output_stride
+        self.decoder = Decoder(
+            width, decoder_channels, decoder_dilation, rates["decoder"], upsampling, self.encoder_stride
+        )
         configure_batchnorm(self.encoder, eps=encoder_bn_eps)
         configure_batchnorm(self, momentum=bn_momentum)
         self.num_classes = num_classes
@@ -168,6 +174,32 @@ def umsi_xception41(**kwargs: Any) -> UMSI:
 def umsi_xception65_os16(**kwargs: Any) -> UMSI:
     """UMSI on timm's aligned Xception-65 at output stride 16 (``model=xception65_os16``)."""
     return UMSI(**{"encoder": "xception65", "output_stride": 16, **kwargs})
+
+
+# Other timm encoders under the same heads (conf/model/<preset>.yaml); their cards default to the ImageNet
+# normalisation they were trained with (training records data.preprocessing=auto's resolution).
+@register_model(preprocessing="imagenet")
+def umsi_convnext_tiny(**kwargs: Any) -> UMSI:
+    """UMSI on timm's ConvNeXt-T at output stride 8 (``model=convnext_tiny``)."""
+    return UMSI(**{"encoder": "convnext_tiny", **kwargs})
+
+
+@register_model(preprocessing="imagenet")
+def umsi_efficientnet_b3(**kwargs: Any) -> UMSI:
+    """UMSI on timm's EfficientNet-B3 at output stride 8 (``model=efficientnet_b3``)."""
+    return UMSI(**{"encoder": "efficientnet_b3", **kwargs})
+
+
+@register_model(preprocessing="imagenet")
+def umsi_resnet50(**kwargs: Any) -> UMSI:
+    """UMSI on timm's ResNet-50 at output stride 8 (``model=resnet50``)."""
+    return UMSI(**{"encoder": "resnet50", **kwargs})
+
+
+@register_model(preprocessing="imagenet")
+def umsi_deit_small(**kwargs: Any) -> UMSI:
+    """UMSI on timm's DeiT-S (16-px patch tokens on a grid, output stride 16; ``model=deit_small``)."""
+    return UMSI(**{"encoder": "deit_small_patch16_224", "output_stride": 16, **kwargs})
 
 
 def count_parameters(model: nn.Module) -> tuple[int, int]:

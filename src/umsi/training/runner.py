@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -30,9 +30,10 @@ from umsi.checkpoints.files import read_checkpoint
 from umsi.checkpoints.lightning_io import SafeCheckpointIO
 from umsi.data.splits import write_split
 from umsi.errors import MissingPathError
-from umsi.models.card import ModelCard
+from umsi.models.card import ModelCard, get_preprocessing, preprocessing_names
+from umsi.models.encoder import LEGACY_XCEPTION, encoder_preprocessing
 from umsi.models.registry import default_card, model_config
-from umsi.models.umsi import without_encoder_init
+from umsi.models.umsi import count_parameters, without_encoder_init
 from umsi.training.data_check import check_training_data
 from umsi.training.evaluate import print_summary
 from umsi.training.module import UMSILitModule, load_weights
@@ -42,6 +43,7 @@ from umsi.utils.once import one_run
 
 log = logging.getLogger(__name__)
 STAGES = runs.STAGES
+AUTO_PREPROCESSING = "auto"  # data.preprocessing: the encoder's own normalisation (resolve_preprocessing)
 
 
 @dataclass
@@ -54,6 +56,13 @@ class StageResult:
     best_score: float | None
     is_global_zero: bool = True
     skipped_files: tuple[str, ...] = ()
+    class_names: tuple[str, ...] = ()
+    network: dict[str, Any] = field(default_factory=dict)  # encoder, parameters, preprocessing (summary.json)
+
+
+def _plain(value: Any) -> Any:
+    """A config value as plain Python (a DictConfig / ListConfig as dict / list)."""
+    return OmegaConf.to_container(value, resolve=True) if OmegaConf.is_config(value) else value
 
 
 def _container(cfg: DictConfig) -> dict[str, Any]:
@@ -67,9 +76,25 @@ def _instantiate_all(group: DictConfig | None) -> list[Any]:
     return [instantiate(entry) for entry in group.values() if entry is not None and "_target_" in entry]
 
 
+def resolve_preprocessing(cfg: DictConfig) -> DictConfig:
+    """``cfg`` with ``data.preprocessing=auto`` replaced by the encoder's own normalisation
+    (:func:`~umsi.models.encoder.encoder_preprocessing`: ``official`` for ``legacy_xception``, the timm
+    ``pretrained_cfg`` mean/std for the others), so the run's config, checkpoints and model card record the scheme
+    that ran. Other values are kept; ``cfg`` is not changed."""
+    if OmegaConf.select(cfg, "data.preprocessing", default=None) != AUTO_PREPROCESSING:
+        return cfg
+    encoder = OmegaConf.select(cfg, "model.encoder", default=None) or LEGACY_XCEPTION
+    scheme = encoder_preprocessing(str(encoder))
+    log.info("data.preprocessing=auto: %s (the normalisation of the %s encoder)", scheme, encoder)
+    # a registered scheme by its name; any other as its dict form (the card and the transforms read both)
+    value: Any = scheme.name if scheme.name in preprocessing_names() else scheme.to_dict()
+    return OmegaConf.merge(cfg, {"data": {"preprocessing": value}})  # type: ignore[return-value]
+
+
 def build_datamodule(cfg: DictConfig, skip_files: Sequence[str] = ()) -> pl.LightningDataModule:
-    """The configured datamodule, set up for fitting, without the items of ``skip_files``."""
-    datamodule = instantiate(cfg.data, skip_files=list(skip_files), _convert_="all")
+    """The configured datamodule, set up for fitting, without the items of ``skip_files``
+    (``data.preprocessing=auto`` resolved, :func:`resolve_preprocessing`)."""
+    datamodule = instantiate(resolve_preprocessing(cfg).data, skip_files=list(skip_files), _convert_="all")
     datamodule.setup("fit")
     return datamodule
 
@@ -103,6 +128,19 @@ def weights_origin(cfg: DictConfig, from_checkpoint: bool = False) -> tuple[int,
     return logging.WARNING, (
         f"{stage} stage: training starts from random weights (model.pretrained=false, no model.pretrained_file, "
         "init_ckpt or ckpt_path)"
+    )
+
+
+def describe_model(model: torch.nn.Module) -> str:
+    """One line for the start of a run: encoder, its output stride and channels, parameter counts."""
+    params, _ = count_parameters(model)
+    encoder = getattr(model, "encoder", None)
+    if encoder is None:
+        return f"{params:,} parameters"
+    name = getattr(encoder, "name", LEGACY_XCEPTION)
+    return (
+        f"{params:,} parameters ({count_parameters(encoder)[0]:,} in the {name} encoder, output stride "
+        f"{encoder.output_stride}, {encoder.out_channels} channels)"
     )
 
 
@@ -151,7 +189,7 @@ def stage_card(cfg: DictConfig, class_names: Sequence[str]) -> ModelCard:
         model_args=kwargs,
         class_names=tuple(class_names),
         input_size=tuple(cfg.data.input_size),
-        preprocessing=str(cfg.data.preprocessing),
+        preprocessing=_plain(resolve_preprocessing(cfg).data.preprocessing),
         output_scale=float(kwargs.get("output_scale", default_card(name).output_scale)),
         name=f"{run_dir.name}/{stage}",
         source={"kind": "training", "run": str(run_dir), "stage": stage},
@@ -237,6 +275,7 @@ def train_stage(cfg: DictConfig, finish_wandb: bool = True) -> StageResult:
     ``finish_wandb=False`` leaves the W&B run open for the final evaluation's summary."""
     output_dir = Path(cfg.paths.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
+    cfg = resolve_preprocessing(cfg)
     ckpt_path = resume_checkpoint(cfg, output_dir)
     cfg = _wandb_overrides(cfg, output_dir, resuming=ckpt_path is not None)
     cfg = _csv_overrides(cfg, ckpt_path)
@@ -250,6 +289,7 @@ def train_stage(cfg: DictConfig, finish_wandb: bool = True) -> StageResult:
     module.log_accuracy = len(validation_classes(datamodule)) > 1
     if not module.log_accuracy:
         log.info("val/acc is not logged: every validation image of this stage has the same class")
+    log.info("model: %s", describe_model(module.model))
     callbacks = _instantiate_all(cfg.get("callbacks"))
     if cfg.get("scheduler"):
         callbacks.append(instantiate(cfg.scheduler))
@@ -277,6 +317,12 @@ def train_stage(cfg: DictConfig, finish_wandb: bool = True) -> StageResult:
         info["best_model_score"],
         trainer.is_global_zero,
         tuple(skipped),
+        tuple(datamodule.class_names),
+        {
+            "encoder": str(getattr(module.model.encoder, "name", LEGACY_XCEPTION)),
+            "parameters": count_parameters(module.model)[0],
+            "preprocessing": get_preprocessing(datamodule.preprocessing).name,
+        },
     )
 
 
@@ -297,15 +343,19 @@ def _finish_wandb(summary: dict[str, Any] | None = None) -> None:
         pass
 
 
-def evaluate_checkpoint(cfg: DictConfig, checkpoint: str) -> dict[str, Any]:
+def evaluate_checkpoint(cfg: DictConfig, checkpoint: str, stage: StageResult | None = None) -> dict[str, Any]:
     """The end-of-run evaluation of ``checkpoint`` on the validation images its stage recorded (``split.json``):
     scored by ``umsi-eval``'s own code (:func:`umsi.evaluation.runner.final_evaluation`: original frame, ``umsi``
-    convention, the MIT centre-bias placement), so ``summary.json`` and ``umsi-eval``'s tables agree."""
+    convention, the MIT centre-bias placement), so ``summary.json`` and ``umsi-eval``'s tables agree. ``stage``
+    (the stage that trained it) adds its class names and network description."""
     from umsi.evaluation.runner import final_evaluation
 
     device = "cuda" if torch.cuda.is_available() and cfg.trainer.get("accelerator") != "cpu" else "cpu"
     summary = final_evaluation(checkpoint, cfg, device=device)
     summary["checkpoint"] = {"path": checkpoint}
+    if stage is not None:
+        summary["classes"] = {"names": list(stage.class_names)}
+        summary["network"] = dict(stage.network)
     return summary
 
 
@@ -393,7 +443,7 @@ def run_pipeline(cfg: DictConfig, overrides: list[str]) -> dict[str, Any]:
     finetune = train_stage(finetune_cfg, finish_wandb=False)
     if not finetune.is_global_zero:
         return {}
-    summary = evaluate_checkpoint(finetune_cfg, finetune.best_checkpoint or finetune.last_checkpoint)
+    summary = evaluate_checkpoint(finetune_cfg, finetune.best_checkpoint or finetune.last_checkpoint, finetune)
     summary["stages"] = {
         "pretrain_best": pretrain.best_checkpoint,
         "pretrain_best_val_loss": pretrain.best_score,
@@ -419,7 +469,7 @@ def _run(cfg: DictConfig, overrides: list[str] | None) -> dict[str, Any]:
         check_stage_needs({cfg.stage.name: cfg})
         result = train_stage(cfg, finish_wandb=False)
         checkpoint = result.best_checkpoint or result.last_checkpoint
-        summary = evaluate_checkpoint(cfg, checkpoint) if result.is_global_zero else {}
+        summary = evaluate_checkpoint(cfg, checkpoint, result) if result.is_global_zero else {}
     else:
         raise ValueError(f"stage.name={cfg.stage.name!r}: choose pretrain, finetune or pipeline")
     if not summary:  # a non-zero rank of a plain-DDP (or SLURM) run: rank 0 evaluates and writes the summary
