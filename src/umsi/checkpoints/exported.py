@@ -138,10 +138,7 @@ def export_model(
                 opset_version=opset,
             )
         proto = onnx.load_from_string(buffer.getvalue())
-        props = [p for p in proto.metadata_props if p.key != METADATA_KEY]
-        del proto.metadata_props[:]
-        proto.metadata_props.extend(props)
-        proto.metadata_props.add(key=METADATA_KEY, value=meta_json)
+        _set_onnx_metadata(proto, meta_json)
         onnx.save(proto, str(tmp))
 
     def write_torchscript(tmp: Path) -> None:
@@ -151,6 +148,25 @@ def export_model(
             torch.jit.save(traced, str(tmp), _extra_files={TORCHSCRIPT_METADATA_FILE: meta_json})
 
     return atomic_write(path, write_onnx if fmt == "onnx" else write_torchscript)
+
+
+def _set_onnx_metadata(proto: Any, meta_json: str) -> None:
+    """Replace the ``metadata_props["umsi"]`` entry of an ONNX ModelProto (other entries are kept)."""
+    props = [p for p in proto.metadata_props if p.key != METADATA_KEY]
+    del proto.metadata_props[:]
+    proto.metadata_props.extend(props)
+    proto.metadata_props.add(key=METADATA_KEY, value=meta_json)
+
+
+def write_onnx_metadata(path: str | Path, metadata: dict[str, Any]) -> None:
+    """Set the umsi metadata (JSON in ``metadata_props["umsi"]``) of the ONNX file ``path`` in place — for files
+    another tool wrote from an ``umsi-export`` file (the int8 quantizer). The caller owns ``path`` (a temporary
+    file it renames when complete)."""
+    import onnx
+
+    proto = onnx.load(str(path))
+    _set_onnx_metadata(proto, json.dumps(metadata))
+    onnx.save(proto, str(path))
 
 
 class ExportedNetwork(abc.ABC):

@@ -1,5 +1,6 @@
 """What ``umsi-export`` does: a checkpoint → ONNX or TorchScript file next to it, parity-checked against PyTorch
-before it is written (the file formats themselves: :mod:`umsi.checkpoints.exported`)."""
+before it is written (the file formats themselves: :mod:`umsi.checkpoints.exported`); with ``quantize=int8`` an
+int8 ONNX file, written only when it passes the accuracy check against fp32 (:mod:`umsi.inference.quantize`)."""
 
 from __future__ import annotations
 
@@ -18,9 +19,23 @@ from umsi.checkpoints.exported import (
     export_model,
     load_exported,
     parity_check,
+    write_onnx_metadata,
 )
-from umsi.checkpoints.loading import load_model, resolve_checkpoint
+from umsi.checkpoints.loading import LoadedModel, load_model, resolve_checkpoint
 from umsi.errors import CheckpointError, ConfigError, ExportError, MissingPathError, UserError
+from umsi.inference.quantize import (
+    QUANTIZATION_METHOD,
+    AccuracyCheckError,
+    AccuracyThresholds,
+    accuracy_report,
+    describe_report,
+    load_images,
+    quantize_int8,
+    run_network,
+    split_images,
+)
+
+QUANTIZE = (None, "int8")
 
 
 def _human_size(n_bytes: int) -> str:
@@ -29,7 +44,8 @@ def _human_size(n_bytes: int) -> str:
 
 def _output_path(cfg: DictConfig, fmt: str, ckpt: Path) -> Path:
     if cfg.output is None:
-        return ckpt.with_suffix(DEFAULT_SUFFIX[fmt])
+        quantized = f"_{cfg.quantize}" if cfg.get("quantize") else ""
+        return ckpt.with_name(ckpt.stem + quantized + DEFAULT_SUFFIX[fmt])
     path = Path(str(cfg.output))
     if SUFFIXES.get(path.suffix.lower()) != fmt:
         accepted = [s for s, f in SUFFIXES.items() if f == fmt]
@@ -46,6 +62,15 @@ def export_from_config(cfg: DictConfig) -> Path:
     fmt = str(cfg.format)
     if fmt not in FORMATS:
         raise ConfigError(f"format={fmt} is not supported; choose one of {', '.join(FORMATS)}")
+    quantize = cfg.get("quantize")
+    if quantize not in QUANTIZE:
+        raise ConfigError(f"quantize={quantize} is not supported; use quantize=int8 (or null for fp32)")
+    if quantize and fmt != "onnx":
+        raise ConfigError(f"quantize={quantize} needs format=onnx (ONNX Runtime runs the int8 model)")
+    if quantize and cfg.get("calibration_images") is None:
+        raise ConfigError(
+            f"quantize={quantize} needs calibration_images=<folder> (images like the ones the model will see)"
+        )
     ckpt = resolve_checkpoint(cfg)  # MissingPathError: one line, exit code 2 (hydra_cli)
     output = _output_path(cfg, fmt, ckpt)
     if output.exists() and not cfg.overwrite:
@@ -80,8 +105,60 @@ def export_from_config(cfg: DictConfig) -> Path:
         )
         if not all(diff < tolerance for diff in diffs.values()):  # NaN fails too
             raise ExportError(f"parity check failed (tolerance={tolerance:g}): {output} was not written")
+        if quantize:
+            _quantize_checked(cfg, loaded, tmp, size)
         os.replace(tmp, output)
     finally:
         tmp.unlink(missing_ok=True)
     print(f"wrote {output} ({_human_size(output.stat().st_size)})")
     return output
+
+
+def _quantize_checked(cfg: DictConfig, loaded: LoadedModel, path: Path, size: tuple[int, int]) -> None:
+    """Replace the fp32 ONNX file ``path`` with its int8 version when it passes the accuracy check against fp32
+    on held-out images (:class:`AccuracyCheckError` with the numbers otherwise; ``path`` is the caller's
+    temporary file). The calibration set and the report go into the file's metadata (``quantization``)."""
+    folder = Path(str(cfg.calibration_images))
+    calibration, check = split_images(
+        folder, int(cfg.n), cfg.get("check_images"), int(cfg.get("n_check", 50)), int(cfg.get("seed", 0))
+    )
+    thresholds = AccuracyThresholds(float(cfg.min_cc), float(cfg.max_kl), float(cfg.min_class_agreement))
+    print(f"quantizing to int8 with {len(calibration)} calibration images from {folder}")
+    fp32 = load_exported(path)
+    check_images = load_images(check, size, loaded.preprocessing)
+    reference = run_network(fp32, check_images)
+    del fp32
+    quantized = path.with_name(path.stem + ".int8" + path.suffix)
+    try:
+        quantize_int8(path, quantized, load_images(calibration, size, loaded.preprocessing))
+        report = accuracy_report(
+            reference,
+            run_network(load_exported(quantized), check_images),
+            [_name(f, folder) for f in check],
+            thresholds,
+        )
+        print(f"accuracy check, int8 against fp32: {describe_report(report)}")
+        if not report["passed"]:
+            raise AccuracyCheckError(f"int8 against fp32 on {describe_report(report)}: nothing was written")
+        metadata = {
+            **export_metadata(loaded, size),
+            "quantization": {
+                "precision": "int8",
+                "method": QUANTIZATION_METHOD,
+                "calibration": {
+                    "folder": str(folder),
+                    "n": len(calibration),
+                    "files": [_name(f, folder) for f in calibration],
+                },
+                "accuracy_check": report,
+            },
+        }
+        write_onnx_metadata(quantized, metadata)
+        os.replace(quantized, path)
+    finally:
+        quantized.unlink(missing_ok=True)
+
+
+def _name(file: Path, folder: Path) -> str:
+    """The file's path below ``folder`` (its full path when it is elsewhere: a check_images folder)."""
+    return str(file.relative_to(folder)) if file.is_relative_to(folder) else str(file)
