@@ -22,7 +22,7 @@ from umsi.checkpoints.exported import (
     write_onnx_metadata,
 )
 from umsi.checkpoints.loading import LoadedModel, load_model, resolve_checkpoint
-from umsi.errors import CheckpointError, ConfigError, ExportError, MissingPathError, UserError
+from umsi.errors import CheckpointError, ConfigError, ExportError, UserError
 from umsi.inference.quantize import (
     QUANTIZATION_METHOD,
     AccuracyCheckError,
