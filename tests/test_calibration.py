@@ -257,3 +257,126 @@ def test_salicon_json_round_trips_to_the_same_pngs(tmp_path: Path) -> None:
         assert record["saliency_map"] == encode_png(heatmap)
         decoded = np.asarray(Image.open(io.BytesIO(base64.b64decode(record["saliency_map"]))))
         np.testing.assert_array_equal(decoded, np.round(heatmap * 255).astype(np.uint8))
+
+
+# ------------------------------------------------------------------------- a calibrated model file, every path
+
+
+CLASSES_6 = ["advertisements", "infographics", "mobile_uis", "movie_posters", "webpages", "natural_images"]
+DOMAINS_6 = {
+    "advertisements": Calibration(sigma=0.08, center_bias=0.4, exponent=1.2),
+    "webpages": Calibration(sigma=0.02, center_bias=0.1, exponent=2.0),
+}
+
+
+@pytest.fixture(scope="module")
+def calibrated(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny model file (random UMSI() at 32×40) with two stored domains, copied into an empty folder."""
+    from umsi.checkpoints.loading import save_model, store_calibration
+    from umsi.models import UMSI
+
+    torch.manual_seed(0)
+    original = save_model(tmp_path_factory.mktemp("calibrated") / "model.ckpt", UMSI(), (32, 40), CLASSES_6)
+    for domain, calibration in DOMAINS_6.items():
+        store_calibration(original, domain, calibration.to_dict())
+    copy = tmp_path_factory.mktemp("elsewhere") / "copied.ckpt"
+    copy.write_bytes(original.read_bytes())
+    return copy
+
+
+def _image(seed: int, hw: tuple[int, int] = (37, 53)) -> np.ndarray:
+    return np.random.default_rng(seed).integers(0, 256, (*hw, 3), dtype=np.uint8)
+
+
+def _expected(path: Path, image: np.ndarray) -> np.ndarray:
+    """The calibrated heatmap by hand: the plain map with the stored calibration of the predicted class (the
+    mean of the stored ones for a class without)."""
+    import umsi
+
+    plain = umsi.load(path).predict(image)
+    chosen = DOMAINS_6.get(plain.label) or mean_calibration(list(DOMAINS_6.values()))
+    return apply_calibration(plain.heatmap, chosen)
+
+
+def test_a_copied_calibrated_file_gives_the_same_maps_through_load_predict_serve_and_onnx(
+    calibrated: Path, tmp_path: Path
+) -> None:
+    import cv2
+    from hydra import compose, initialize_config_dir
+
+    import umsi
+    from umsi.inference.export import export_from_config
+    from umsi.inference.predict import run_predict
+    from umsi.paths import CONFIG_DIR
+    from umsi.serving.api import Decoded, UMSIServeAPI
+
+    images = tmp_path / "images"
+    images.mkdir()
+    rgb = [_image(i) for i in range(3)]
+    for i, image in enumerate(rgb):
+        Image.fromarray(image).save(images / f"im{i}.png")
+    expected = [_expected(calibrated, image) for image in rgb]
+    loaded = umsi.load(calibrated)
+    assert sorted(loaded.calibrations) == sorted(DOMAINS_6)
+
+    # umsi.load(...).predict
+    for image, want in zip(rgb, expected, strict=True):
+        np.testing.assert_allclose(loaded.predict(image, calibration="auto").heatmap, want, atol=1e-6)
+
+    # umsi-predict
+    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+        cfg = compose(
+            config_name="predict",
+            overrides=[f"ckpt={calibrated}", f"input={images}", "calibration=auto", "progress=false", "num_workers=0"],
+        )
+        export_cfg = compose(config_name="export", overrides=[f"ckpt={calibrated}", f"output={tmp_path / 'm.onnx'}"])
+    assert run_predict(cfg, tmp_path / "predicted") == 0
+    for i, want in enumerate(expected):
+        written = cv2.imread(str(tmp_path / "predicted" / f"im{i}_heatmap.png"), cv2.IMREAD_GRAYSCALE)
+        assert np.abs(written / 255.0 - want).max() <= 1 / 255 + 1e-6
+
+    # umsi-serve: the API the server runs (decode → predict → encode), answering a PNG heatmap
+    api = UMSIServeAPI(str(calibrated), calibration="auto")
+    api.setup("cpu")
+    for image, want in zip(rgb, expected, strict=True):
+        response = api.encode_response(api.predict(Decoded(np.ascontiguousarray(image[..., ::-1]), "x.png", "png")))
+        served = cv2.imdecode(np.frombuffer(response.body, np.uint8), cv2.IMREAD_GRAYSCALE)
+        assert np.abs(served / 255.0 - want).max() <= 1 / 255 + 1e-6
+
+    # an ONNX export carries the calibration in its card
+    onnx = export_from_config(export_cfg)
+    exported = umsi.load(onnx)
+    assert sorted(exported.calibrations) == sorted(DOMAINS_6)
+    for image, want in zip(rgb, expected, strict=True):
+        assert np.abs(exported.predict(image, calibration="auto").heatmap - want).max() <= 1 / 255
+
+
+def test_umsi_calibrate_fits_a_domain_stores_it_and_keeps_the_others(
+    tmp_path: Path, synthetic_root: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from hydra import compose, initialize_config_dir
+
+    from umsi.checkpoints.files import read_checkpoint
+    from umsi.checkpoints.loading import read_card, save_model
+    from umsi.evaluation.calibrate import calibrate_from_config
+    from umsi.models import UMSI
+    from umsi.paths import CONFIG_DIR
+
+    torch.manual_seed(0)
+    model = save_model(tmp_path / "model.ckpt", UMSI(), (32, 40), CLASSES_6)
+
+    def calibrate(*extra: str) -> tuple[str, Calibration]:
+        with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+            overrides = [f"ckpt={model}", f"paths.datasets_dir={synthetic_root}", "n=4", "held_out=2", "progress=false"]
+            return calibrate_from_config(compose(config_name="calibrate", overrides=[*overrides, *extra]))
+
+    domain, first = calibrate()
+    assert first.n_images == 4 and len(first.images) == 4 and first.objective == "maps"
+    assert set(first.scores["before"]) == {"cc", "kl"} and set(first.scores["after"]) == {"cc", "kl"}
+    assert domain in CLASSES_6  # the class head's majority answer
+    out = capsys.readouterr().out
+    assert f"calibration[{domain}]" in out and "held-out cc" in out
+    calibrate("domain=my_screenshots")
+    card = read_card(read_checkpoint(model), model)
+    assert sorted(card.calibration) == sorted({domain, "my_screenshots"})
+    assert Calibration.from_dict(card.calibration[domain]) == first

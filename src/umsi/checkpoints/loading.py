@@ -18,6 +18,7 @@ from umsi.errors import CheckpointError, ConfigError, MissingPathError
 from umsi.models.card import CARD_KEY, ModelCard, Preprocessing
 from umsi.models.registry import create_model, default_card, model_config
 from umsi.models.umsi import without_encoder_init
+from umsi.utils.io import atomic_write
 
 log = logging.getLogger(__name__)
 
@@ -78,6 +79,28 @@ def save_model(
     state = {"state_dict": {f"model.{k}": v for k, v in model.state_dict().items()}, CARD_KEY: card.to_dict()}
     torch.save(state, path)
     return Path(path)
+
+
+def store_calibration(
+    path: str | Path, domain: str, calibration: Mapping[str, Any], output: str | Path | None = None
+) -> ModelCard:
+    """Add (or replace) the calibration of ``domain`` in the card of the model file ``path`` and write the file
+    to ``output`` (default: ``path`` itself, atomically: temp file, then rename). The other domains are kept; a
+    file written before the card existed gets its card built as :func:`read_card` does. Returns the new card.
+    Raises :class:`CheckpointError` for an exported ``.onnx`` / ``.ts`` file (calibrate the checkpoint, then
+    export it) or a file that does not load."""
+    path = Path(path)
+    if path.suffix.lower() in (*KERAS_SUFFIXES, ".onnx", ".ts", ".torchscript"):
+        raise CheckpointError(
+            f"{path}: calibrate a checkpoint (.ckpt: umsi-train, umsi-convert-keras), then export it; an exported or "
+            "Keras file is not rewritten"
+        )
+    state = read_checkpoint(path)
+    card = read_card(state, path)
+    card = card.replace(calibration={**card.calibration, str(domain): dict(calibration)})
+    state[CARD_KEY] = card.to_dict()
+    atomic_write(output or path, lambda tmp: torch.save(state, tmp), durable=True)
+    return card
 
 
 def _generic_names(model: nn.Module) -> list[str]:

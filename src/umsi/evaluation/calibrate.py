@@ -20,6 +20,7 @@ from typing import Any
 import cv2
 import numpy as np
 import torch
+from omegaconf import OmegaConf
 from tqdm.auto import tqdm
 
 from umsi.calibration import Calibration, apply_calibration, fit_calibration, log_density
@@ -52,8 +53,9 @@ class Sample:
 def dataset_items(data: Mapping[str, Any], part: str) -> list[DatasetItem]:
     """The items of a registered dataset's ``part`` (train | val | all). Raises ``ConfigError`` naming the dataset
     when the tree has errors or the part is empty."""
-    options = {key: data[key] for key in data}
-    found = find_items(layout_kind(data), data["root"], options)
+    # keys that interpolate training-only values (data.output_scale → model.*) are not needed to find items
+    options = {key: OmegaConf.select(data, str(key), throw_on_resolution_failure=False) for key in data}
+    found = find_items(layout_kind(data), options["root"], options)
     found.raise_errors("data.root")
     items = found.items if part == "all" else found.part(part)
     if not items:
@@ -150,3 +152,30 @@ def shuffled(items: Sequence[DatasetItem], seed: int) -> list[DatasetItem]:
     """``items`` in a seeded random order (the fit and held-out images of a run)."""
     order = np.random.default_rng(seed).permutation(len(items))
     return [items[i] for i in order]
+
+
+def calibrate_from_config(cfg: Any) -> tuple[str, Calibration]:
+    """What ``umsi-calibrate`` does with its config (conf/calibrate.yaml): load the model (a file, run folder or
+    ``latest``), draw ``n + held_out`` images of ``data``'s ``part`` with ``seed``, predict them once, fit, score the
+    held-out images, store ``calibration.<domain>`` in the model file's card (``output``, default the file itself)
+    and print the result. Raises the project's user errors (one line naming the key)."""
+    from umsi.checkpoints.loading import resolve_checkpoint, store_calibration
+    from umsi.inference.predictor import load
+
+    if int(cfg.n) < 1 or int(cfg.held_out) < 0:
+        raise ConfigError(f"n={cfg.n}, held_out={cfg.held_out}: fit on at least 1 image, score 0 or more")
+    if str(cfg.part) not in ("train", "val", "all"):
+        raise ConfigError(f"part={cfg.part}: choose train, val or all")
+    checkpoint = resolve_checkpoint(cfg)
+    predictor = load(checkpoint)
+    items = shuffled(dataset_items(cfg.data, str(cfg.part)), int(cfg.seed))
+    if len(items) < int(cfg.n):
+        raise ConfigError(f"n={cfg.n}: the dataset's '{cfg.part}' part has only {len(items)} images")
+    samples = predict_samples(predictor, items[: int(cfg.n) + int(cfg.held_out)], bool(cfg.progress))
+    domain, calibration = calibrate_samples(samples, int(cfg.n), int(cfg.held_out), str(cfg.objective), cfg.domain)
+    card = store_calibration(checkpoint, domain, calibration.to_dict(), cfg.output)
+    print(format_calibration(domain, calibration))
+    print(
+        f"stored as calibration.{domain} in {cfg.output or checkpoint} (domains: {', '.join(sorted(card.calibration))})"
+    )
+    return domain, calibration

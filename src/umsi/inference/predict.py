@@ -205,7 +205,7 @@ def predict_jobs(predictor: Predictor, jobs: list[Job], cfg: DictConfig, output:
             record.model_seconds += time.perf_counter() - start
             sizes = [item["image"].shape[:2] for item in good]
             for item, prediction in zip(
-                good, predictor.postprocess(maps, probabilities, sizes, cfg.blur_sigma), strict=True
+                good, predictor.postprocess(maps, probabilities, sizes, cfg.blur_sigma, cfg.calibration), strict=True
             ):
                 job = jobs[item["index"]]
                 _write_outputs(job, item["image"], prediction, cfg)
@@ -240,6 +240,10 @@ def run_predict(cfg: DictConfig, output: Path) -> int:
         )
     checkpoint = resolve_checkpoint(cfg)
     predictor = load(checkpoint, device=cfg.device, precision=str(cfg.precision))
+    try:
+        predictor.calibration_for(str(cfg.calibration), None)
+    except ValueError as err:
+        raise ConfigError(str(err)) from None
     log.info("%s on %s: %d images → %s", predictor.name, predictor.device, len(jobs), output)
     start = time.perf_counter()
     record = predict_jobs(predictor, jobs, cfg, output)

@@ -147,9 +147,17 @@ class Predictor:
         precision: str = "32",
         name: str | None = None,
     ) -> Predictor:
-        """A predictor fed and named as ``card`` says (``name`` replaces the card's display name)."""
+        """A predictor fed, named and calibrated as ``card`` says (``name`` replaces the card's display name)."""
+        calibrations = {domain: Calibration.from_dict(values) for domain, values in card.calibration.items()}
         predictor = cls(
-            network, card.class_names, card.input_size, card.preprocessing, name or card.name, device, precision
+            network,
+            card.class_names,
+            card.input_size,
+            card.preprocessing,
+            name or card.name,
+            device,
+            precision,
+            calibrations=calibrations,
         )
         predictor.card = card
         return predictor
@@ -184,13 +192,20 @@ class Predictor:
         probabilities: torch.Tensor,
         sizes: Sequence[tuple[int, int]],
         blur_sigma: float | None,
+        calibration: str = "none",
     ) -> list[Prediction]:
         """Network maps (B, sh, sw) → predictions at each original (H, W): blur σ (output pixels), un-letterbox,
-        min–max scale (``umsi.data.postprocess.postprocess_maps``, then :func:`min_max`)."""
+        min–max scale (``umsi.data.postprocess.postprocess_maps``, then :func:`min_max`), then the ``calibration``
+        (none | auto | a domain: :meth:`calibration_for`) of each image's predicted class."""
         heatmaps = postprocess_maps(maps, sizes, blur_sigma)
-        return [
+        predictions = [
             Prediction(min_max(m), p.numpy(), self.class_names) for m, p in zip(heatmaps, probabilities, strict=True)
         ]
+        for prediction in predictions:
+            chosen = self.calibration_for(calibration, prediction.label)
+            if chosen is not None:
+                prediction.heatmap = apply_calibration(prediction.heatmap, chosen)
+        return predictions
 
     def predict(
         self,
@@ -217,15 +232,13 @@ class Predictor:
                 name = str(image) if isinstance(image, str | Path) else f"image {start + number}"
                 check_result_shape(array.shape[:2], name)
             maps, probabilities = self.forward(torch.stack([self.preprocess(b) for b in bgr]))
-            results += self.postprocess(maps, probabilities, [b.shape[:2] for b in bgr], blur_sigma)
-        for result in results:
-            cal = self.calibration_for(calibration, result.label)
-            if cal is not None:
-                result.heatmap = apply_calibration(result.heatmap, cal)
+            results += self.postprocess(maps, probabilities, [b.shape[:2] for b in bgr], blur_sigma, calibration)
         return results[0] if single else results
 
     def calibration_for(self, calibration: str, label: str | None) -> Calibration | None:
-        """The calibration ``calibration`` (none | auto | a domain) means for an image of predicted class ``label``."""
+        """The calibration ``calibration`` (none | auto | a domain) means for an image of predicted class ``label``
+        (None: only check the choice). Raises ``ValueError`` for a domain without a calibration, or ``auto`` on a
+        model without any."""
         if calibration == "none":
             return None
         if calibration == "auto":

@@ -16,7 +16,6 @@ fails leaves nothing behind.
 from __future__ import annotations
 
 import base64
-import io
 import re
 import shutil
 import tempfile
@@ -25,7 +24,6 @@ from pathlib import Path
 
 import numpy as np
 import yaml
-from PIL import Image
 from scipy.special import logsumexp
 from tqdm import tqdm
 
@@ -33,6 +31,7 @@ from umsi.errors import UserError
 from umsi.inference.predictor import Predictor
 from umsi.integrations.pysaliency import UMSIModel, UMSISaliencyMapModel, file_stimuli, pysaliency
 from umsi.utils.io import write_json
+from umsi.visualize import heatmap_png
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 LOGSUMEXP_TOLERANCE = 1e-3  # the benchmark rejects log-densities whose logsumexp is further from 0
@@ -124,10 +123,9 @@ def salicon_image_id(path: Path) -> int:
 
 
 def encode_png(heatmap: np.ndarray) -> str:
-    """(H, W) float map in [0, 1] → base64 of an 8-bit grayscale PNG."""
-    buffer = io.BytesIO()
-    Image.fromarray(np.round(np.clip(heatmap, 0, 1) * 255).astype(np.uint8), mode="L").save(buffer, format="PNG")
-    return base64.b64encode(buffer.getvalue()).decode("ascii")
+    """(H, W) float map in [0, 1] → base64 of the 8-bit grayscale PNG ``umsi-predict`` writes
+    (:func:`umsi.visualize.heatmap_png`)."""
+    return base64.b64encode(heatmap_png(heatmap)).decode("ascii")
 
 
 def write_salicon_json(

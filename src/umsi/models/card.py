@@ -154,6 +154,9 @@ class ModelCard:
     - ``source``: ``{"kind": "training", "run", "stage"}``, ``{"kind": "converted", "file", "sha256"}``,
       ``{"kind": "exported", "file", "from": <the source's own source>}`` or ``{"kind": "saved"}``.
     - ``umsi_version``: the version that wrote it; ``format``: :data:`CARD_FORMAT`.
+    - ``calibration``: per domain (a class name), the post-processing parameters ``umsi-calibrate`` fitted
+      (:class:`umsi.calibration.Calibration` as a dict); stored only when there is one, so files without stay
+      readable by umsi versions before it.
     """
 
     architecture: str
@@ -166,6 +169,7 @@ class ModelCard:
     source: dict[str, Any] = field(default_factory=lambda: {"kind": "saved"})
     umsi_version: str = field(default_factory=umsi_version)
     format: int = CARD_FORMAT
+    calibration: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if "." in self.architecture or not self.architecture:
@@ -200,7 +204,7 @@ class ModelCard:
             "name": self.name,
             "source": json.loads(json.dumps(self.source)),
             "umsi_version": self.umsi_version,
-        }
+        } | ({"calibration": json.loads(json.dumps(self.calibration))} if self.calibration else {})
 
     def to_json(self) -> str:
         """:meth:`to_dict` as one JSON line (keys sorted, so equal cards give equal text)."""

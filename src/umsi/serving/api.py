@@ -153,14 +153,15 @@ class UMSIServeAPI(ls.LitAPI):
     """The model behind ``POST /predict``: one :class:`~umsi.inference.predictor.Predictor` per inference worker.
 
     ``max_batch_size`` > 1 turns on LitServe's dynamic batching (requests arriving within ``batch_timeout``
-    seconds share one forward pass). ``blur_sigma``, ``colormap`` and ``overlay_alpha`` mean what they mean for
-    ``umsi-predict``."""
+    seconds share one forward pass). ``blur_sigma``, ``calibration``, ``colormap`` and ``overlay_alpha`` mean what
+    they mean for ``umsi-predict``."""
 
     def __init__(
         self,
         checkpoint: str,
         precision: str = "32",
         blur_sigma: float | None = None,
+        calibration: str = "none",
         colormap: str = "jet",
         overlay_alpha: float = 0.5,
         max_batch_size: int = 1,
@@ -170,6 +171,7 @@ class UMSIServeAPI(ls.LitAPI):
         self.checkpoint = checkpoint
         self.precision = precision
         self.blur_sigma = blur_sigma
+        self.calibration = calibration
         self.colormap = colormap
         self.overlay_alpha = overlay_alpha
 
@@ -214,7 +216,9 @@ class UMSIServeAPI(ls.LitAPI):
                 if isinstance(output, Exception):
                     raise output
                 maps, probabilities = output
-                prediction = self.predictor.postprocess(maps, probabilities, [item.image.shape[:2]], self.blur_sigma)[0]
+                prediction = self.predictor.postprocess(
+                    maps, probabilities, [item.image.shape[:2]], self.blur_sigma, self.calibration
+                )[0]
                 results[i] = Served(item, prediction.heatmap, prediction.probabilities)
             except Exception as err:
                 results[i] = rejection(item.name, err)

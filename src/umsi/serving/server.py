@@ -23,7 +23,7 @@ import cv2
 import numpy as np
 from omegaconf import DictConfig
 
-from umsi.errors import MissingPathError
+from umsi.errors import ConfigError, MissingPathError
 from umsi.serving.settings import accelerator, batch_size
 from umsi.visualize import colormap_code
 
@@ -39,12 +39,17 @@ def file_sha256(path: str | Path) -> str:
     return digest.hexdigest()
 
 
-def describe_model(checkpoint: Path, precision: str) -> dict[str, Any]:
+def describe_model(checkpoint: Path, precision: str, calibration: str = "none") -> dict[str, Any]:
     """What ``GET /health`` answers about the model; loads it on the CPU to check the file (raises its
-    :class:`~umsi.errors.CheckpointError` / :class:`~umsi.errors.MissingPathError`)."""
+    :class:`~umsi.errors.CheckpointError` / :class:`~umsi.errors.MissingPathError`) and the ``calibration``
+    choice (:class:`~umsi.errors.ConfigError` for a domain the model has no calibration for)."""
     from umsi.inference.predictor import load
 
     predictor = load(checkpoint, device="cpu")
+    try:
+        predictor.calibration_for(calibration, None)
+    except ValueError as err:
+        raise ConfigError(str(err)) from None
     return {
         "status": "ok",
         "model": predictor.name,
@@ -53,6 +58,8 @@ def describe_model(checkpoint: Path, precision: str) -> dict[str, Any]:
         "class_names": predictor.class_names,
         "precision": precision,
         "input_size": list(predictor.input_size),
+        "calibration": calibration,
+        "calibrated_domains": sorted(predictor.calibrations),
     }
 
 
@@ -92,6 +99,7 @@ def build_server(cfg: DictConfig, checkpoint: Path, info: dict[str, Any]) -> Any
         str(checkpoint),
         precision=str(cfg.precision),
         blur_sigma=cfg.blur_sigma,
+        calibration=str(cfg.calibration),
         colormap=str(cfg.colormap),
         overlay_alpha=float(cfg.overlay_alpha),
         max_batch_size=batch_size(cfg, accelerator_name),
@@ -155,7 +163,7 @@ def serve(cfg: DictConfig) -> None:
         checkpoint = resolve_checkpoint(cfg)
     except FileNotFoundError as err:
         raise MissingPathError(str(err)) from None
-    info = describe_model(checkpoint, str(cfg.precision))
+    info = describe_model(checkpoint, str(cfg.precision), str(cfg.calibration))
     server = build_server(cfg, checkpoint, info)
     device = server.app.state.health["device"]
     host = f"[{cfg.host}]" if ":" in str(cfg.host) else cfg.host
