@@ -201,6 +201,10 @@ def run_benchmarks(
                 "repeats": repeats,
                 "presets": bench_encoders(CONFIG_DIR, sweep_presets(CONFIG_DIR), size, repeats, device),
             }
+        if "calibration" in parts:  # umsi-calibrate's fit on n = 50 cached predictions
+            from umsi.bench.calibration import bench_calibration
+
+            results["calibration"] = bench_calibration(quick)
         if "serve" in parts:  # umsi-serve on the CPU, whatever the device
             from umsi.bench.serve import bench_serve, serve_sizes
 
@@ -316,6 +320,10 @@ def markdown_report(results: dict[str, Any]) -> str:
 
         e = results["encoders"]
         lines += encoders_markdown(e["presets"], e["input_size"], e["repeats"])
+    if "calibration" in results:
+        from umsi.bench.calibration import calibration_markdown
+
+        lines += calibration_markdown(results["calibration"])
     if "serve" in results:
         from umsi.bench.serve import serve_markdown
 
@@ -343,7 +351,7 @@ def write_benchmarks(
     out: str | Path | None = None,
     device: str = "auto",
     quick: bool = False,
-    parts: Sequence[str] = ("training", "inference", "data", "metrics", "serve", "encoders"),
+    parts: Sequence[str] = ("training", "inference", "data", "metrics", "serve", "encoders", "calibration"),
     data: Path | None = None,
     compile_model: bool = False,
 ) -> tuple[str, Path]:

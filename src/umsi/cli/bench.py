@@ -21,7 +21,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="tiny sizes (a smoke test of the benchmark code)")
     parser.add_argument(
         "--parts",
-        default="training,inference,data,metrics,serve,encoders",
+        default="training,inference,data,metrics,serve,encoders,calibration",
         help="comma-separated subset (encoders: each hparams_search=encoders preset's forward time at 240×320)",
     )
     parser.add_argument("--compile", action="store_true", help="also time torch.compile in the inference bench")

@@ -21,13 +21,14 @@ import shutil
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import yaml
 from scipy.special import logsumexp
 from tqdm import tqdm
 
-from umsi.errors import UserError
+from umsi.errors import ConfigError, UserError
 from umsi.inference.predictor import Predictor
 from umsi.integrations.pysaliency import UMSIModel, UMSISaliencyMapModel, file_stimuli, pysaliency
 from umsi.utils.io import write_json
@@ -152,3 +153,37 @@ def write_salicon_json(
         results.append({"image_id": ids[index], "saliency_map": encode_png(heatmap)})
     output.parent.mkdir(parents=True, exist_ok=True)
     return write_json(output, results)
+
+
+BUNDLE_FORMATS = ("benchmark", "salicon")
+
+
+def export_bundle_from_config(cfg: Any) -> Path:
+    """What ``umsi-export format=benchmark|salicon`` does with its config (conf/export.yaml): load ``ckpt`` (a
+    file, run folder or ``latest``), predict every image of ``stimuli`` and write the bundle (``output``, default
+    next to the checkpoint). Raises the project's user errors naming the key."""
+    from umsi.checkpoints.loading import resolve_checkpoint
+    from umsi.inference.predictor import load
+
+    fmt = str(cfg.format)
+    if fmt not in BUNDLE_FORMATS:
+        raise ConfigError(f"format={fmt}: a submission bundle is one of {BUNDLE_FORMATS}")
+    if cfg.stimuli is None:
+        raise ConfigError(f"format={fmt} needs stimuli=<folder of stimulus images>")
+    checkpoint = resolve_checkpoint(cfg)
+    suffix = "_benchmark" if fmt == "benchmark" else "_salicon.json"
+    output = Path(str(cfg.output)) if cfg.output is not None else checkpoint.with_name(checkpoint.stem + suffix)
+    predictor = load(checkpoint, device=str(cfg.device))
+    try:
+        predictor.calibration_for(str(cfg.calibration), None)
+    except ValueError as err:
+        raise ConfigError(str(err)) from None
+    options = {"calibration": str(cfg.calibration), "overwrite": bool(cfg.overwrite)}
+    if fmt == "benchmark":
+        written = write_benchmark_bundle(
+            predictor, cfg.stimuli, output, probabilistic=bool(cfg.probabilistic), dataset=str(cfg.dataset), **options
+        )
+    else:
+        written = write_salicon_json(predictor, cfg.stimuli, output, **options)
+    print(f"wrote {written} ({fmt}, {len(stimulus_files(cfg.stimuli))} stimuli, model {predictor.name})")
+    return written
