@@ -33,19 +33,12 @@ except ImportError as error:  # pragma: no cover - exercised only without the ex
         f"umsi.integrations.pysaliency needs pysaliency ({error}): pip install 'umsi[pysaliency]'"
     ) from None
 
-from umsi.inference.predictor import Predictor
+from umsi.inference.predictor import Prediction, Predictor
 
 
-def _predict(predictor: Predictor, stimulus: object, blur_sigma: float | None, calibration: str):
-    data = np.asarray(as_stimulus(stimulus).stimulus_data)
-    return predictor.predict(data, blur_sigma=blur_sigma, calibration=calibration)
-
-
-class UMSISaliencyMapModel(pysaliency.SaliencyMapModel):
-    """A umsi model as a pysaliency saliency-map model: (H, W) float32 heatmap in [0, 1] per stimulus.
-
-    ``blur_sigma`` (output pixels) and ``calibration`` (none | auto | a domain) are passed to
-    ``Predictor.predict``; pysaliency caches one map per stimulus (``caching=True``)."""
+class _UMSIPredictions:
+    """What both adapters hold: the predictor and how it is called (``blur_sigma`` in output pixels and
+    ``calibration``: none | auto | a domain, as for ``Predictor.predict``)."""
 
     def __init__(
         self, predictor: Predictor, blur_sigma: float | None = None, calibration: str = "none", **kwargs: object
@@ -53,22 +46,25 @@ class UMSISaliencyMapModel(pysaliency.SaliencyMapModel):
         super().__init__(**kwargs)
         self.predictor, self.blur_sigma, self.calibration = predictor, blur_sigma, calibration
 
+    def _prediction(self, stimulus: object) -> Prediction:
+        data = np.asarray(as_stimulus(stimulus).stimulus_data)
+        return self.predictor.predict(data, blur_sigma=self.blur_sigma, calibration=self.calibration)
+
+
+class UMSISaliencyMapModel(_UMSIPredictions, pysaliency.SaliencyMapModel):
+    """A umsi model as a pysaliency saliency-map model: (H, W) float32 heatmap in [0, 1] per stimulus (pysaliency
+    caches one map per stimulus with ``caching=True``)."""
+
     def _saliency_map(self, stimulus: object) -> np.ndarray:
-        return _predict(self.predictor, stimulus, self.blur_sigma, self.calibration).heatmap
+        return self._prediction(stimulus).heatmap
 
 
-class UMSIModel(pysaliency.Model):
+class UMSIModel(_UMSIPredictions, pysaliency.Model):
     """A umsi model as a probabilistic pysaliency model: (H, W) float64 log-density per stimulus, logsumexp 0
     (``Prediction.log_density``): the calibrated map when ``calibration`` names one, else the map normalised."""
 
-    def __init__(
-        self, predictor: Predictor, blur_sigma: float | None = None, calibration: str = "none", **kwargs: object
-    ) -> None:
-        super().__init__(**kwargs)
-        self.predictor, self.blur_sigma, self.calibration = predictor, blur_sigma, calibration
-
     def _log_density(self, stimulus: object) -> np.ndarray:
-        return _predict(self.predictor, stimulus, self.blur_sigma, self.calibration).log_density()
+        return self._prediction(stimulus).log_density()
 
 
 def file_stimuli(paths: Sequence[str | Path]) -> pysaliency.FileStimuli:
