@@ -14,7 +14,7 @@ import torch
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
-from conftest import tiny_overrides
+from conftest import eval_cfg, tiny_overrides
 from umsi import runs
 from umsi.checkpoints.loading import model_file, resolve_checkpoint
 from umsi.evaluation.runner import evaluate
@@ -59,27 +59,21 @@ def pipeline(tmp_path_factory: pytest.TempPathFactory, synthetic_root: Path) -> 
     shutil.rmtree(outputs, ignore_errors=True)
 
 
-def _eval_cfg(synthetic_root: Path, tmp_path: Path, *extra: str):
-    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
-        return compose(
-            config_name="eval",
-            overrides=[
-                f"paths.datasets_dir={synthetic_root}",
-                f"output_dir={tmp_path / 'report'}",
-                "progress=false",
-                "datasets.gdi=null",
-                "datasets.salicon=null",
-                "report.html=false",
-                "logger.wandb=false",
-                *extra,
-            ],
-        )
-
-
 def test_summary_and_umsi_eval_agree(pipeline, synthetic_root: Path, tmp_path: Path) -> None:
     run_dir, _ = pipeline
     summary = json.loads(runs.summary_file(run_dir).read_text())
-    results = evaluate(_eval_cfg(synthetic_root, tmp_path, f"checkpoints=[{run_dir}]"), tmp_path / "report")
+    results = evaluate(
+        eval_cfg(
+            synthetic_root,
+            tmp_path / "outputs",
+            f"checkpoints=[{run_dir}]",
+            "datasets.gdi=null",
+            "datasets.salicon=null",
+            "report.html=false",
+            "logger.wandb=false",
+        ),
+        tmp_path / "report",
+    )
     imp1k = results["datasets"]["imp1k"]
     (name,) = [n for n in imp1k["models"] if n != "Center bias"]
     for row, scored in (("model", imp1k["models"][name]), ("center_bias", imp1k["models"]["Center bias"])):
