@@ -101,3 +101,19 @@ def trained(tmp_path_factory: pytest.TempPathFactory, synthetic_root: Path) -> I
         run(compose(config_name="train", overrides=overrides), overrides)
     yield outputs
     shutil.rmtree(outputs, ignore_errors=True)
+
+
+def eval_cfg(synthetic_root: Path, outputs: Path, *extra: str) -> DictConfig:
+    """The umsi-eval config for the tiny tree: ``checkpoints=[latest]`` searches ``outputs``; ``extra`` overrides."""
+    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+        return compose(
+            config_name="eval",
+            overrides=[
+                f"paths.root_dir={outputs.parent}",
+                f"paths.datasets_dir={synthetic_root}",
+                f"outputs_dir={outputs}",
+                "progress=false",
+                "examples=2",
+                *extra,
+            ],
+        )

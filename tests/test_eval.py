@@ -12,13 +12,12 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from hydra import compose, initialize_config_dir
 
+from conftest import eval_cfg as _eval_cfg
 from umsi.checkpoints import find_latest_checkpoint, load_model
 from umsi.data.transforms import letterbox, unletterbox
 from umsi.evaluation.report import CENTER_BIAS
 from umsi.evaluation.runner import evaluate
-from umsi.paths import CONFIG_DIR
 
 
 @pytest.mark.parametrize("hw", [(300, 200), (100, 400), (480, 640), (37, 91)])
@@ -76,21 +75,6 @@ def test_extreme_aspect_ratio_unletterbox_memory_is_o_of_pixels() -> None:
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
     assert float(result.stdout.strip()) < 20, f"peak memory grew {result.stdout.strip()} MB"
-
-
-def _eval_cfg(synthetic_root: Path, outputs: Path, *extra: str):
-    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
-        return compose(
-            config_name="eval",
-            overrides=[
-                f"paths.root_dir={outputs.parent}",
-                f"paths.datasets_dir={synthetic_root}",
-                f"outputs_dir={outputs}",
-                "progress=false",
-                "examples=2",
-                *extra,
-            ],
-        )
 
 
 def test_latest_checkpoint_and_loading(trained: Path) -> None:

@@ -12,10 +12,11 @@ from pathlib import Path
 import pytest
 import torch
 from hydra import compose, initialize_config_dir
+from omegaconf import OmegaConf
 
-from conftest import tiny_overrides
+from conftest import eval_cfg, tiny_overrides
 from umsi import runs
-from umsi.checkpoints.loading import model_file
+from umsi.checkpoints.loading import model_file, resolve_checkpoint
 from umsi.evaluation.runner import evaluate
 from umsi.inference.predict import run_predict
 from umsi.paths import CONFIG_DIR
@@ -54,31 +55,25 @@ def pipeline(tmp_path_factory: pytest.TempPathFactory, synthetic_root: Path) -> 
     finally:
         logging.getLogger().removeHandler(handler)
         logging.getLogger().setLevel(level)
-    yield run_dir, [r.getMessage() for r in handler.records]
+    yield run_dir, [f"{r.levelname}: {r.getMessage()}" for r in handler.records]
     shutil.rmtree(outputs, ignore_errors=True)
-
-
-def _eval_cfg(synthetic_root: Path, tmp_path: Path, *extra: str):
-    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
-        return compose(
-            config_name="eval",
-            overrides=[
-                f"paths.datasets_dir={synthetic_root}",
-                f"output_dir={tmp_path / 'report'}",
-                "progress=false",
-                "datasets.gdi=null",
-                "datasets.salicon=null",
-                "report.html=false",
-                "logger.wandb=false",
-                *extra,
-            ],
-        )
 
 
 def test_summary_and_umsi_eval_agree(pipeline, synthetic_root: Path, tmp_path: Path) -> None:
     run_dir, _ = pipeline
     summary = json.loads(runs.summary_file(run_dir).read_text())
-    results = evaluate(_eval_cfg(synthetic_root, tmp_path, f"checkpoints=[{run_dir}]"), tmp_path / "report")
+    results = evaluate(
+        eval_cfg(
+            synthetic_root,
+            tmp_path / "outputs",
+            f"checkpoints=[{run_dir}]",
+            "datasets.gdi=null",
+            "datasets.salicon=null",
+            "report.html=false",
+            "logger.wandb=false",
+        ),
+        tmp_path / "report",
+    )
     imp1k = results["datasets"]["imp1k"]
     (name,) = [n for n in imp1k["models"] if n != "Center bias"]
     for row, scored in (("model", imp1k["models"][name]), ("center_bias", imp1k["models"]["Center bias"])):
@@ -102,6 +97,8 @@ def test_a_run_or_stage_folder_is_a_model(pipeline, tmp_path: Path, caplog) -> N
     with caplog.at_level(logging.INFO, logger="umsi"):
         assert model_file(run_dir, "ckpt") == Path(summary["stages"]["finetune_best"])
     assert f"using its checkpoint {summary['stages']['finetune_best']}" in caplog.text
+    # umsi-predict, -serve and -export resolve ckpt= the same way
+    assert resolve_checkpoint(OmegaConf.create({"ckpt": str(run_dir / "finetune")})) == runs.best_checkpoint(run_dir)
     # a folder that is not a run is refused, saying what was expected
     (tmp_path / "photos").mkdir()
     with pytest.raises(runs.NotARunError, match=r"ckpt=.*photos is not a run folder; expected a umsi-train run"):
@@ -122,9 +119,11 @@ def test_umsi_predict_takes_a_run_folder(pipeline, synthetic_root: Path, tmp_pat
 def test_the_logs_of_a_pipeline_tell_the_truth(pipeline) -> None:
     run_dir, messages = pipeline
     # the SALICON mix warning: checked by umsi-train, the runner and the datamodule, said once
-    assert sum(m.startswith("data.salicon_per_epoch=17, but") for m in messages) == 1
+    assert sum(m.startswith("WARNING: data.salicon_per_epoch=17, but") for m in messages) == 1
+    warnings = [m for m in messages if m.startswith("WARNING: ")]
+    assert len(warnings) == len(set(warnings)), warnings  # no warning twice
     summary = json.loads(runs.summary_file(run_dir).read_text())
-    starts = [m for m in messages if " stage: " in m and ("weights" in m or "encoder" in m)]
+    starts = [m.split(": ", 1)[1] for m in messages if " stage: " in m and ("weights" in m or "encoder" in m)]
     assert starts[0].startswith("pretrain stage: training starts from random weights")
     assert starts[1] == f"finetune stage: weights from init_ckpt={summary['stages']['pretrain_best']} (every layer)"
     assert not any("built without" in m for m in messages)
