@@ -13,6 +13,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
+from threadpoolctl import ThreadpoolController
 
 from umsi.metrics import functional as M
 from umsi.metrics import reference as R
@@ -414,15 +415,55 @@ def test_fast_metrics_do_not_depend_on_the_batch_or_block_layout() -> None:
                     assert value.item() == pytest.approx(whole[name][i].item(), rel=1e-12, abs=1e-15), (name, h, w)
 
 
-def test_metrics_leave_torch_threads_as_they_were_even_when_they_raise() -> None:
-    threads = torch.get_num_threads()
-    pred = torch.rand(4, 200, 200)
-    assert M.nss(pred, pred > 0.99).shape == (4,) and torch.get_num_threads() == threads
-    with pytest.raises(ValueError, match="fixation sets"):
-        M.nss(pred, [np.array([[0, 0]])])
-    with pytest.raises(ValueError, match="differ in shape"):
-        M.cc(pred, torch.rand(4, 200, 100))
-    assert torch.get_num_threads() == threads
+def test_metrics_leave_torch_and_blas_threads_as_they_were_even_when_they_raise() -> None:
+    # The metrics hold torch and NumPy's BLAS at one thread while they run (umsi.metrics.threads); both counts come
+    # back, torch's OpenMP one included (a BLAS limiter restoring every library once set it to 1 for good).
+    blas = ThreadpoolController().select(user_api="blas")
+    before = torch.get_num_threads()
+    blas_before = [info["num_threads"] for info in blas.info()]
+    torch.set_num_threads(2)  # not the 1 of make test's OMP_NUM_THREADS, so that a wrong restore shows
+    try:
+        pred = torch.rand(4, 200, 200)
+        assert M.nss(pred, pred > 0.99).shape == (4,) and torch.get_num_threads() == 2
+        assert M.kl(pred, pred.flip(0)).shape == (4,) and torch.get_num_threads() == 2
+        with pytest.raises(ValueError, match="fixation sets"):
+            M.nss(pred, [np.array([[0, 0]])])
+        with pytest.raises(ValueError, match="differ in shape"):
+            M.cc(pred, torch.rand(4, 200, 100))
+        assert torch.get_num_threads() == 2
+        assert [info["num_threads"] for info in blas.info()] == blas_before
+    finally:
+        torch.set_num_threads(before)
+
+
+@pytest.mark.parametrize("dtype", [torch.bool, torch.uint8, torch.float16, torch.float32, torch.float64])
+def test_fixation_maps_of_every_dtype_give_the_same_fixated_pixels(dtype: torch.dtype) -> None:
+    # Large fixation maps are scanned as integers of their width (bool 8 entries at a time): entries > 0 are the
+    # fixations whatever the dtype; 0, -0.0, negative entries and NaN are not.
+    gen = torch.Generator().manual_seed(5)
+    pred = torch.rand(3, 120, 160, generator=gen)
+    fix = (torch.rand(3, 120, 160, generator=gen) < 0.002).float()
+    fix[0, 5, 7] = fix[1, 0, 0] = fix[2, -1, -1] = 1.0  # first and last pixels of a batch
+    expected = {conv: M.nss(pred, fix, convention=conv) for conv in CONVENTIONS}
+    judd = M.auc_judd(pred, fix)
+    typed = fix.to(dtype)
+    if dtype.is_floating_point:  # not fixations: -0.0, negative values, NaN
+        typed[0, 10, 10], typed[1, 20, 20], typed[2, 30, 30] = -0.0, -3.0, float("nan")
+        typed[0, 11, 11] = 1e-30 if dtype == torch.float64 else 1e-4  # tiny but > 0: a fixation
+        for conv in CONVENTIONS:
+            with_tiny = fix.clone().double()
+            with_tiny[0, 11, 11] = 1.0
+            expected[conv] = M.nss(pred, with_tiny > 0, convention=conv)
+        judd = M.auc_judd(pred, with_tiny > 0)
+    for conv in CONVENTIONS:
+        if conv == "umsi" and dtype.is_floating_point:  # weights = F: the tiny entry has a tiny weight
+            continue
+        torch.testing.assert_close(M.nss(pred, typed, convention=conv), expected[conv], rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(M.auc_judd(pred, typed), judd, rtol=1e-12, atol=1e-12)
+    odd = typed[:, :, :157]  # rows of 157 entries: no even cut into runs of 64–256, bool read byte by byte
+    torch.testing.assert_close(
+        M.nss(pred[:, :, :157], odd, convention="mit"), M.nss(pred[:, :, :157], odd > 0, convention="mit")
+    )
 
 
 @pytest.mark.parametrize("convention", CONVENTIONS)

@@ -47,7 +47,7 @@ def _one_cpu_thread() -> Iterator[int]:
         if _threads_users == 0:
             _threads_saved.append(torch.get_num_threads())
             torch.set_num_threads(1)
-            _blas_limits.append(_blas_controller().limit(limits=1, user_api="blas"))
+            _blas_limits.append(_blas_controller().limit(limits=1))
         _threads_users += 1
         allowed = _threads_saved[0]
     try:
@@ -65,8 +65,8 @@ def _blas_controller() -> ThreadpoolController:
     BLAS dot per row (:func:`umsi.metrics.sums._rowdot`), which must run on the calling thread: a multi-threaded
     OpenBLAS called from the pool's threads at once serialises them (measured 10–50× slower on 2 cores, issue 27)."""
     global _blas
-    if _blas is None:
-        _blas = ThreadpoolController()
+    if _blas is None:  # BLAS only: a limiter restores every library it holds, torch's OpenMP included
+        _blas = ThreadpoolController().select(user_api="blas")
     return _blas
 
 
