@@ -15,12 +15,10 @@ from umsi.paths import CONFIG_DIR
 def main(cfg: DictConfig) -> None:
     from hydra.core.hydra_config import HydraConfig
 
-    from umsi.cli.run_folder import hold_folder
     from umsi.evaluation.report import tables_markdown
     from umsi.evaluation.runner import evaluate, split_lines
 
     out_dir = Path(cfg.output_dir or HydraConfig.get().runtime.output_dir)
-    hold_folder(out_dir)  # two live runs never share a report folder (the default one is held already)
     results = evaluate(cfg, out_dir)
     print(tables_markdown(results))
     print("images scored:", *split_lines(results), sep="\n  ")

@@ -18,11 +18,9 @@ def main(cfg: DictConfig) -> None:
     """Exit code 0 when every result was written, 1 when some inputs failed, 2 when nothing could run."""
     from hydra.core.hydra_config import HydraConfig
 
-    from umsi.cli.run_folder import hold_folder
     from umsi.inference.predict import run_predict
 
     output = Path(cfg.output or HydraConfig.get().runtime.output_dir)
-    hold_folder(output)  # two live runs never share a result folder (the default one is held already)
     try:
         code = run_predict(cfg, output)
     except (FileNotFoundError, ValueError) as err:
