@@ -5,7 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 DATA_DIR ?= data/synthetic
-# torch/torchvision pair that installs from the files on these machines (see docs in README).
+# torch/torchvision pair that installs from the wheels on these machines.
 ARCH := $(shell uname -m)
 ifeq ($(ARCH),aarch64)
 TORCH_PAIR ?= torch==2.9.1 torchvision==0.24.1
@@ -66,6 +66,10 @@ bench-keras: install
 tf-venv:
 	PYTHON=$(PYTHON) scripts/make_tf_venv.sh $(TF_VENV)
 
+# The documentation site (docs/, mkdocs.yml) -> site/; --strict: a broken link or reference fails the build.
+docs: install
+	NO_MKDOCS_2_WARNING=1 DISABLE_MKDOCS_2_WARNING=true $(VENV)/bin/mkdocs build --strict
+
 lint: install
 	$(VENV)/bin/ruff check src tests
 	$(VENV)/bin/ruff format --check src tests
@@ -76,4 +80,4 @@ format: install
 	$(VENV)/bin/ruff check --fix src tests
 
 clean:
-	rm -rf $(VENV) outputs .pytest_cache .ruff_cache
+	rm -rf $(VENV) outputs site .pytest_cache .ruff_cache

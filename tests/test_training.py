@@ -17,7 +17,9 @@ from hydra.utils import instantiate
 from conftest import tiny_overrides
 from helpers import RecordBatches
 from umsi.callbacks import StepLRDecay
-from umsi.training.runner import build_datamodule, build_module, run
+from umsi.callbacks.progress import RunProgress
+from umsi.training import runner
+from umsi.training.runner import build_datamodule, build_module, plan_run, run
 
 FINETUNE_TINY = ["data.salicon_per_epoch=4", "data.val_salicon_items=2"]
 
@@ -71,14 +73,28 @@ def test_finetune_stage_starts_from_a_checkpoint(tiny_cfg, tmp_path: Path) -> No
     assert (tmp_path / "ft" / "summary.json").is_file()
 
 
-def test_pipeline_hands_the_best_not_the_last_checkpoint(tiny_cfg, tmp_path: Path) -> None:
+def test_pipeline_hands_the_best_not_the_last_checkpoint(
+    hydra_conf, synthetic_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
     sabotage = "+callbacks.sabotage={_target_:helpers.ZeroOutputAfterFirstEpoch}"
-    cfg, overrides = tiny_cfg(
+    overrides = [  # with the progress bar: one row for the whole run
+        *(o for o in tiny_overrides(synthetic_root, tmp_path / "run") if o != "~callbacks.progress_bar"),
         "stage=pipeline",
         *FINETUNE_TINY,
         f"stage.pretrain_overrides=['trainer.max_epochs=3','{sabotage}']",
-    )
+    ]
+    cfg = hydra_conf(overrides)
+    plans: list[RunProgress] = []
+    monkeypatch.setattr(runner, "plan_run", lambda stages: plans.append(plan_run(stages)) or plans[-1])
     summary = run(cfg, overrides)
+    # the whole run's row counted every training and validation batch of both stages, sanity checks included
+    (progress,) = plans
+    assert [(s.name, s.epochs) for s in progress.stages] == [("pretrain", 3), ("finetune", 1)]
+    final = progress.stages[-1].val_batches
+    assert progress.done == {"train": progress.total["train"], "val": progress.total["val"] - final}
+    assert progress.total["train"] == 3 * 3 + 1 * 4  # 12 SALICON images / 4; 10 Imp1k + 4 SALICON mixed in / 4
+    assert progress.remaining() is not None and progress.remaining() < progress.elapsed()
+    assert "whole run: finetune, ~" in capsys.readouterr().out
     out = tmp_path / "run"
     best = summary["stages"]["pretrain_best"]
     assert Path(best).name.startswith("epoch000") and Path(best).parent == out / "pretrain" / "checkpoints"

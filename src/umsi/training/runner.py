@@ -26,6 +26,7 @@ from torch.utils.data import ConcatDataset
 
 from umsi import runs
 from umsi.callbacks.handoff import best_checkpoint
+from umsi.callbacks.progress import RunProgress, RunProgressBar, StagePlan, limited_batches
 from umsi.checkpoints.files import read_checkpoint
 from umsi.checkpoints.lightning_io import SafeCheckpointIO
 from umsi.data.splits import write_split
@@ -270,9 +271,31 @@ def _remember_wandb_id(loggers: list[Any], output_dir: Path) -> None:
             atomic_write(output_dir / WANDB_ID_FILE, lambda tmp, run_id=run_id: tmp.write_text(run_id + "\n"))
 
 
-def train_stage(cfg: DictConfig, finish_wandb: bool = True) -> StageResult:
+def plan_stage(cfg: DictConfig, skip_files: Sequence[str] = ()) -> StagePlan:
+    """The batches a stage of ``cfg`` will run (its DataModule's loaders, ``trainer.max_epochs``, Lightning's
+    ``limit_*_batches`` and sanity-check steps), for the whole run's progress row."""
+    datamodule = build_datamodule(cfg, skip_files)
+    val = limited_batches(len(datamodule.val_dataloader()), cfg.trainer.get("limit_val_batches"))
+    return StagePlan(
+        name=str(cfg.stage.name),
+        epochs=int(cfg.trainer.get("max_epochs") or 1),
+        train_batches=limited_batches(len(datamodule.train_dataloader()), cfg.trainer.get("limit_train_batches")),
+        val_batches=val,
+        sanity_batches=min(val, int(cfg.trainer.get("num_sanity_val_steps", 2) or 0)),
+    )
+
+
+def plan_run(stages: dict[str, DictConfig]) -> RunProgress:
+    """The whole run's progress: every stage of ``stages`` (name → config), then the final evaluation (the last
+    stage's validation loader)."""
+    plans = [plan_stage(stage_cfg) for stage_cfg in stages.values()]
+    return RunProgress(plans, final_batches=plans[-1].val_batches if plans else 0)
+
+
+def train_stage(cfg: DictConfig, finish_wandb: bool = True, progress: RunProgress | None = None) -> StageResult:
     """Fit one stage under ``cfg.paths.output_dir``; writes the resolved config next to the checkpoints.
-    ``finish_wandb=False`` leaves the W&B run open for the final evaluation's summary."""
+    ``finish_wandb=False`` leaves the W&B run open for the final evaluation's summary. ``progress`` (the whole
+    run's) goes to the :class:`~umsi.callbacks.progress.RunProgressBar` among the callbacks, if any."""
     output_dir = Path(cfg.paths.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     cfg = resolve_preprocessing(cfg)
@@ -291,6 +314,11 @@ def train_stage(cfg: DictConfig, finish_wandb: bool = True) -> StageResult:
         log.info("val/acc is not logged: every validation image of this stage has the same class")
     log.info("model: %s", describe_model(module.model))
     callbacks = _instantiate_all(cfg.get("callbacks"))
+    if progress is not None:
+        progress.stage = str(cfg.stage.name)
+        for callback in callbacks:
+            if isinstance(callback, RunProgressBar):
+                callback.run = progress
     if cfg.get("scheduler"):
         callbacks.append(instantiate(cfg.scheduler))
     loggers = _instantiate_all(cfg.get("logger"))
@@ -431,7 +459,8 @@ def run_pipeline(cfg: DictConfig, overrides: list[str]) -> dict[str, Any]:
     check_stage_needs(stages)
     for name, stage_cfg in stages.items():
         check_training_data(stage_cfg.data, root / name)
-    pretrain = train_stage(stages["pretrain"])
+    progress = plan_run(stages)
+    pretrain = train_stage(stages["pretrain"], progress=progress)
     if not pretrain.best_checkpoint:
         raise RuntimeError("pretraining wrote no best checkpoint (is callbacks.model_checkpoint configured?)")
     log.info(
@@ -440,7 +469,7 @@ def run_pipeline(cfg: DictConfig, overrides: list[str]) -> dict[str, Any]:
         pretrain.best_score,
     )
     finetune_cfg = _pipeline_stage(cfg, overrides, "finetune", root, [f"init_ckpt={pretrain.best_checkpoint}"])
-    finetune = train_stage(finetune_cfg, finish_wandb=False)
+    finetune = train_stage(finetune_cfg, finish_wandb=False, progress=progress)
     if not finetune.is_global_zero:
         return {}
     summary = evaluate_checkpoint(finetune_cfg, finetune.best_checkpoint or finetune.last_checkpoint, finetune)
@@ -467,7 +496,7 @@ def _run(cfg: DictConfig, overrides: list[str] | None) -> dict[str, Any]:
         summary = run_pipeline(cfg, list(overrides or []))
     elif cfg.stage.name in STAGES:
         check_stage_needs({cfg.stage.name: cfg})
-        result = train_stage(cfg, finish_wandb=False)
+        result = train_stage(cfg, finish_wandb=False, progress=plan_run({cfg.stage.name: cfg}))
         checkpoint = result.best_checkpoint or result.last_checkpoint
         summary = evaluate_checkpoint(cfg, checkpoint, result) if result.is_global_zero else {}
     else:
