@@ -265,3 +265,26 @@ def test_a_non_xception_preset_starts_from_its_cached_weights_and_its_own_normal
     }
     assert yaml.safe_load((run_dir / "config.yaml").read_text())["data"]["preprocessing"] == "imagenet"
     assert load_model(run_dir / "checkpoints" / "last.ckpt").preprocessing.name == "imagenet"
+
+
+def test_a_non_xception_encoder_refusal_names_its_weights_and_cache(offline_caches: Path) -> None:
+    with pytest.raises(PretrainedWeightsError) as err:
+        build_encoder("resnet50", pretrained=True)
+    assert str(err.value).startswith(
+        "model.pretrained=true: the ImageNet weights resnet50.a1_in1k are not in timm's cache "
+        f"({offline_caches / 'hf' / 'hub'}) and cannot be downloaded (HF_HUB_OFFLINE=1)."
+    )
+
+
+def test_a_local_file_initialises_a_non_xception_encoder(offline_caches: Path) -> None:
+    torch.manual_seed(6)
+    state = timm.create_model("resnet18", pretrained=False).state_dict()
+    path = offline_caches / "resnet18.pth"
+    torch.save(state, path)
+    encoder = build_encoder("resnet18", output_stride=16, pretrained_file=str(path))
+    loaded = encoder.body.state_dict()
+    assert len(loaded) == len(state) - 2  # all but the classifier (fc.weight, fc.bias)
+    assert all(torch.equal(value, state[name]) for name, value in loaded.items())
+    torch.save({"conv1.weight": state["conv1.weight"]}, path)  # a wrong file names the missing keys
+    with pytest.raises(PretrainedWeightsError, match=r"'resnet18' from .*resnet18.pth \(model.pretrained_file\)"):
+        build_encoder("resnet18", pretrained_file=str(path))
