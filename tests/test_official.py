@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from omegaconf import OmegaConf
 from timm.models.xception import SeparableConv2d
 from torch import nn
 
@@ -23,6 +24,8 @@ import keras_reference as ref
 from keras_h5 import official_keras_layers, write_keras_h5
 from umsi.inference.probe import suggested_order
 from umsi.models import UMSI, count_parameters
+from umsi.models.card import CARD_KEY, ModelCard
+from umsi.models.registry import build_model
 from umsi.models.tf_ops import Conv2dTFSame, MaxPool2dTFSame, resize_bilinear
 from umsi.official import ConversionError, convert, convert_keras_file, keras_to_torch, read_keras_h5
 from umsi.official.keras_layout import official_layers
@@ -156,9 +159,8 @@ def test_official_network_shape_and_numerics() -> None:
 
 def test_model_config_builds_the_official_network(hydra_conf) -> None:
     cfg = hydra_conf(["model=umsi_official"])
-    from hydra.utils import instantiate
-
-    model = instantiate(cfg.model, _convert_="all")
+    assert cfg.model.architecture == "umsi_official"
+    model = build_model(OmegaConf.to_container(cfg.model, resolve=True))
     assert model.decoder.upsampling == "tf1_legacy" and isinstance(model.global_branch.conv[0], Conv2dTFSame)
     assert count_parameters(model) == (29_850_799, 69_888)
 
@@ -352,6 +354,10 @@ def test_checkpoint_records_classes_and_provenance(converted: Path) -> None:
     assert state["hyper_parameters"]["model"]["upsampling"] == "tf1_legacy"
     info = state["umsi_conversion"]
     assert info["keras_values"] == 29_920_687 and len(info["source_sha256"]) == 64 and not info["class_order_given"]
+    card = ModelCard.from_dict(state[CARD_KEY])  # the card: what load_model reads
+    assert (card.architecture, card.input_size, card.preprocessing.name) == ("umsi_official", (240, 320), "official")
+    assert card.source == {"kind": "converted", "file": Path(info["source_file"]).name, "sha256": info["source_sha256"]}
+    assert card.class_names == tuple(state["hyper_parameters"]["class_names"]) and card.name == "UMSI (official)"
 
 
 def test_cli_with_class_order(keras_file: tuple[Path, dict], tmp_path: Path) -> None:

@@ -154,7 +154,9 @@ def test_predict_runs_an_exported_onnx_model(checkpoint: Path, images: Path, tmp
     from umsi.checkpoints.loading import load_model
 
     loaded = load_model(checkpoint)
-    onnx_path = export_model(loaded.model, tmp_path / "tiny.onnx", "onnx", (32, 40), export_metadata(loaded, (32, 40)))
+    onnx_path = export_model(
+        loaded.model, tmp_path / "tiny.onnx", "onnx", (32, 40), export_metadata(loaded.card, checkpoint, (32, 40))
+    )
     exported, torch_model = umsi.load(onnx_path), umsi.load(checkpoint)
     assert exported.class_names == CLASSES and exported.input_size == (32, 40)
     files = [images / "odd.png", images / "kinds" / "rgba.png"]

@@ -51,6 +51,7 @@ from umsi.data.transforms import (
     normalize_image,
     seed_augmentation_worker,
 )
+from umsi.models.card import DEFAULT_INPUT_SIZE
 
 __all__ = ["GPU_TRAIN_CEILING", "bench_data_pipeline", "letterbox_from", "reduction_factor"]
 
@@ -422,7 +423,7 @@ def _workers_needed(rate: float, targets: Sequence[float]) -> dict[str, int | No
 def bench_data_pipeline(
     image_dir: Path | None = None,
     n_images: int = 200,
-    input_size: Sequence[int] = (240, 320),
+    input_size: Sequence[int] = DEFAULT_INPUT_SIZE,
     repeats: int = 1,
     workers: Sequence[int] = (0, 1, 2),
     *,

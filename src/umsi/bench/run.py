@@ -22,6 +22,8 @@ from typing import Any
 
 import torch
 
+from umsi.models.card import DEFAULT_INPUT_SIZE
+
 TARGETS = {
     "training_ratio_gpu": 0.90,  # Lightning pipeline / plain loop, images/s
     "batch1_latency_ms_gpu": 10.0,  # H100/H200, 240×320
@@ -49,7 +51,7 @@ def profile(device: str, quick: bool) -> dict[str, Any]:
         )
     if device == "cuda":
         return dict(
-            input_size=(240, 320),
+            input_size=DEFAULT_INPUT_SIZE,
             train_batch=32,
             train_steps=40,
             warmup=8,
@@ -64,7 +66,7 @@ def profile(device: str, quick: bool) -> dict[str, Any]:
             train_variants=(("data.pin_memory=true",), ("data.num_workers=12",)),
         )
     return dict(
-        input_size=(240, 320),
+        input_size=DEFAULT_INPUT_SIZE,
         train_batch=2,
         train_steps=6,
         warmup=2,

@@ -21,6 +21,8 @@ import cv2
 import numpy as np
 import torch
 
+from umsi.models.card import DEFAULT_INPUT_SIZE
+
 TARGET_RATIO = 1.2  # served p50 at 1 client / in-process Predictor.predict p50 (issue: umsi-serve)
 
 
@@ -55,7 +57,7 @@ def _write_inputs(folder: Path, input_size: tuple[int, int], image_size: tuple[i
 
 
 def bench_serve(
-    input_size: tuple[int, int] = (240, 320),
+    input_size: tuple[int, int] = DEFAULT_INPUT_SIZE,
     image_size: tuple[int, int] = (480, 640),
     repeats: int = 10,
     clients: int = 8,
@@ -154,4 +156,4 @@ def serve_sizes(quick: bool) -> dict[str, Any]:
     """``bench_serve`` arguments: the bench's CPU inference size, or tiny ones with ``--quick``."""
     if quick:
         return dict(input_size=(48, 64), image_size=(96, 128), repeats=2, clients=8, requests_per_client=1)
-    return dict(input_size=(240, 320), image_size=(480, 640), repeats=10, clients=8, requests_per_client=2)
+    return dict(input_size=DEFAULT_INPUT_SIZE, image_size=(480, 640), repeats=10, clients=8, requests_per_client=2)
