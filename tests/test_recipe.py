@@ -10,6 +10,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import timm
@@ -75,6 +76,33 @@ def _hf_cache(hub_dir: Path, repo_id: str, state: dict[str, torch.Tensor]) -> Pa
     return path
 
 
+def _pretrain_offline(
+    tmp: Path, synthetic_root: Path, monkeypatch: pytest.MonkeyPatch, *args: str
+) -> tuple[Path, dict[str, Any]]:
+    """``umsi-train <args> model.pretrained=true stage=pretrain optimizer.lr=0.0`` (lr 0 keeps the encoder's
+    starting weights) in-process on the tiny tree → (run folder, its last checkpoint)."""
+    from umsi.cli.train import main
+
+    run_dir = tmp / "run"
+    overrides = [o for o in tiny_overrides(synthetic_root, run_dir) if not o.startswith("paths.root_dir")]
+    argv = ["umsi-train", *args, "model.pretrained=true", "stage=pretrain", "optimizer.lr=0.0"]
+    monkeypatch.chdir(tmp)
+    monkeypatch.setattr(sys, "argv", [*argv, *overrides, f"hydra.run.dir={run_dir}"])
+    main()
+    return run_dir, torch.load(run_dir / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
+
+
+def _encoder_compared(checkpoint: dict[str, Any], expected: dict[str, torch.Tensor]) -> int:
+    """Assert the checkpoint's encoder weights equal ``expected`` (timm names; BatchNorm statistics move in training,
+    so they are not compared); returns how many tensors were compared."""
+    weights = checkpoint["state_dict"]
+    encoder = {k.removeprefix("model.encoder.body."): v for k, v in weights.items() if k.startswith("model.encoder.")}
+    compared = [name for name in encoder if not name.endswith(BN_STATISTICS)]
+    for name in compared:
+        assert torch.equal(encoder[name], expected[name]), name
+    return len(compared)
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # model.pretrained
 
@@ -137,11 +165,14 @@ def test_a_damaged_cached_weights_file_is_refused_before_a_run_folder(
         assert not run_dir.exists() and not (tmp_path / "outputs").exists(), kind
 
 
-def test_an_hf_hosted_encoder_names_the_hugging_face_cache(offline_caches: Path) -> None:
+@pytest.mark.parametrize(
+    ("encoder", "weights"), [("xception41", "xception41.tf_in1k"), ("resnet50", "resnet50.a1_in1k")]
+)
+def test_an_hf_hosted_encoder_names_the_hugging_face_cache(offline_caches: Path, encoder: str, weights: str) -> None:
     with pytest.raises(PretrainedWeightsError) as err:
-        fetch_pretrained_weights("xception41")
+        build_encoder(encoder, pretrained=True)
     assert str(err.value).startswith(
-        "model.pretrained=true: the ImageNet weights xception41.tf_in1k are not in timm's cache "
+        f"model.pretrained=true: the ImageNet weights {weights} are not in timm's cache "
         f"({offline_caches / 'hf' / 'hub'}) and cannot be downloaded (HF_HUB_OFFLINE=1)."
     )
 
@@ -167,22 +198,10 @@ def test_the_prepared_cache_loads_through_umsi_train(
     """``umsi-train experiment=reproduce model.pretrained=true`` offline with the weights cached: the encoder starts
     from exactly the cached weights (lr 0 keeps them; BatchNorm statistics still move, so they are not compared),
     and the checkpoint later loads for evaluation without the cache."""
-    from umsi.cli.train import main
-
     cached = _torch_cache("legacy_xception", legacy_state)
-    run_dir = offline_caches / "run"
-    overrides = [o for o in tiny_overrides(synthetic_root, run_dir) if not o.startswith("paths.root_dir")]
-    argv = ["umsi-train", "experiment=reproduce", "model.pretrained=true", "stage=pretrain", "optimizer.lr=0.0"]
-    monkeypatch.chdir(offline_caches)
-    monkeypatch.setattr(sys, "argv", [*argv, *overrides, f"hydra.run.dir={run_dir}"])
-    main()
+    run_dir, saved = _pretrain_offline(offline_caches, synthetic_root, monkeypatch, "experiment=reproduce")
+    assert _encoder_compared(saved, legacy_state) > 100
     checkpoint = run_dir / "checkpoints" / "last.ckpt"
-    weights = torch.load(checkpoint, map_location="cpu", weights_only=True)["state_dict"]
-    encoder = {k.removeprefix("model.encoder.body."): v for k, v in weights.items() if k.startswith("model.encoder.")}
-    compared = [name for name in encoder if not name.endswith(BN_STATISTICS)]
-    assert len(compared) > 100
-    for name in compared:
-        assert torch.equal(encoder[name], legacy_state[name]), name
     cached.unlink()  # the weights now come from the checkpoint: no ImageNet file is read again
     assert load_model(checkpoint).model.encoder.body.conv1.weight.shape == legacy_state["conv1.weight"].shape
 
@@ -272,24 +291,12 @@ def test_a_non_xception_preset_starts_from_its_cached_weights_and_its_own_normal
     """``umsi-train model=efficientnet_b3 model.pretrained=true`` offline with timm's weights in the Hugging Face
     cache: the encoder starts from exactly those weights, and the run records the encoder's own normalisation
     (ImageNet mean/std from its pretrained_cfg), not the released Xception's BGR means."""
-    from umsi.cli.train import main
-
     torch.manual_seed(5)
     state = timm.create_model("efficientnet_b3", pretrained=False).state_dict()
     _hf_cache(offline_caches / "hf" / "hub", "timm/efficientnet_b3.ra2_in1k", state)
-    run_dir = offline_caches / "run"
-    overrides = [o for o in tiny_overrides(synthetic_root, run_dir) if not o.startswith("paths.root_dir")]
-    argv = ["umsi-train", "model=efficientnet_b3", "model.pretrained=true", "stage=pretrain", "optimizer.lr=0.0"]
-    monkeypatch.chdir(offline_caches)
-    monkeypatch.setattr(sys, "argv", [*argv, *overrides, f"hydra.run.dir={run_dir}"])
-    main()
-    weights = torch.load(run_dir / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)["state_dict"]
-    encoder = {k.removeprefix("model.encoder.body."): v for k, v in weights.items() if k.startswith("model.encoder.")}
-    compared = [name for name in encoder if not name.endswith(BN_STATISTICS)]
-    assert len(compared) > 200
-    for name in compared:
-        assert torch.equal(encoder[name], state[name]), name
-    card = torch.load(run_dir / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)["umsi_card"]
+    run_dir, saved = _pretrain_offline(offline_caches, synthetic_root, monkeypatch, "model=efficientnet_b3")
+    assert _encoder_compared(saved, state) > 200
+    card = saved["umsi_card"]
     # timm's pretrained_cfg of efficientnet_b3: RGB / 255, mean 0.485, 0.456, 0.406, std 0.229, 0.224, 0.225
     assert card["preprocessing"] == {
         "name": "imagenet",
@@ -300,3 +307,17 @@ def test_a_non_xception_preset_starts_from_its_cached_weights_and_its_own_normal
     }
     assert yaml.safe_load((run_dir / "config.yaml").read_text())["data"]["preprocessing"] == "imagenet"
     assert load_model(run_dir / "checkpoints" / "last.ckpt").preprocessing.name == "imagenet"
+
+
+def test_a_local_file_initialises_a_non_xception_encoder(offline_caches: Path) -> None:
+    torch.manual_seed(6)
+    state = timm.create_model("resnet18", pretrained=False).state_dict()
+    path = offline_caches / "resnet18.pth"
+    torch.save(state, path)
+    encoder = build_encoder("resnet18", output_stride=16, pretrained_file=str(path))
+    loaded = encoder.body.state_dict()
+    assert len(loaded) == len(state) - 2  # all but the classifier (fc.weight, fc.bias)
+    assert all(torch.equal(value, state[name]) for name, value in loaded.items())
+    torch.save({"conv1.weight": state["conv1.weight"]}, path)  # a wrong file names the missing keys
+    with pytest.raises(PretrainedWeightsError, match=r"'resnet18' from .*resnet18.pth \(model.pretrained_file\)"):
+        build_encoder("resnet18", pretrained_file=str(path))

@@ -15,10 +15,10 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
-from umsi.models import count_parameters
+from umsi.models.registry import build_model
+from umsi.models.umsi import count_parameters
 
 
 def sweep_presets(config_dir: str | Path) -> list[str]:
@@ -42,7 +42,7 @@ def bench_encoders(
     with initialize_config_dir(config_dir=str(Path(config_dir).resolve()), version_base="1.3"):
         for preset in presets:
             cfg = compose(config_name="train", overrides=[f"model={preset}", "model.pretrained=false"])
-            models[preset] = instantiate(cfg.model, _convert_="all").eval().to(device)
+            models[preset] = build_model(OmegaConf.to_container(cfg.model, resolve=True)).eval().to(device)
     image = torch.randn(1, 3, *input_size, device=device)
     times: dict[str, list[float]] = {preset: [] for preset in presets}
     with torch.inference_mode():

@@ -162,6 +162,8 @@ def _create_features(name: str, output_stride: int, pretrained_file: str | None,
         except TypeError as err:
             if variant is None or "unexpected keyword argument" not in str(err):
                 raise
+        except PretrainedWeightsError:
+            raise
         except RuntimeError as err:  # timm: "features_only not implemented for …"
             raise ValueError(
                 f"model.encoder={name!r}: timm cannot build it with features_only=True ({_first_line(err)}); "
@@ -286,7 +288,9 @@ def _create_timm(name: str, pretrained_file: str | None, pretrained: bool = Fals
             )
         overlay = {"file": str(source)}
         key = "model.pretrained_file"
-    report = _TimmLoadReport(_classifier_prefixes(name))
+    # a features_only model has no layers after its last feature (EfficientNet's conv_head, a ViT's final norm):
+    # the file's keys for those are expected to be left over, a key of the model missing from the file is not
+    report = _TimmLoadReport(_classifier_prefixes(name), allow_unexpected=bool(kwargs.get("features_only")))
     try:
         with report:
             model = timm.create_model(name, pretrained=True, pretrained_cfg_overlay=overlay, **kwargs)
@@ -319,20 +323,22 @@ def _wrong_file(name: str, path: Path, key: str, why: str) -> str:
 
 class _TimmLoadReport(logging.Handler):
     """Collects timm's 'Missing keys' / 'Unexpected keys' reports while weights load (context manager), except the
-    keys under ``ignore`` (the ImageNet classifier, which timm drops on purpose when the model has no head)."""
+    keys under ``ignore`` (the ImageNet classifier, which timm drops on purpose when the model has no head) and,
+    with ``allow_unexpected``, every unexpected key (the layers a ``features_only`` model leaves out)."""
 
     _REPORT = re.compile(r"(Missing|Unexpected) keys \((.*)\) (?:discovered|found)", re.DOTALL)
 
-    def __init__(self, ignore: tuple[str, ...] = ()) -> None:
+    def __init__(self, ignore: tuple[str, ...] = (), allow_unexpected: bool = False) -> None:
         super().__init__(level=logging.INFO)
         self.problems: list[str] = []
         self.ignore = ignore
+        self.allow_unexpected = allow_unexpected
         self._logger = logging.getLogger("timm.models._builder")
         self._old_level = self._logger.level
 
     def emit(self, record: logging.LogRecord) -> None:
         match = self._REPORT.match(record.getMessage())
-        if match:
+        if match and not (self.allow_unexpected and match.group(1) == "Unexpected"):
             keys = [key for key in match.group(2).split(", ") if not key.startswith(self.ignore)]
             if keys:
                 self.problems.append(f"{match.group(1)} keys ({', '.join(keys)})")

@@ -86,7 +86,7 @@ def resolve_preprocessing(cfg: DictConfig) -> DictConfig:
         return cfg
     encoder = OmegaConf.select(cfg, "model.encoder", default=None) or LEGACY_XCEPTION
     scheme = encoder_preprocessing(str(encoder))
-    log.info("data.preprocessing=auto: %s (the normalisation of the %s encoder)", scheme, encoder)
+    log.info("data.preprocessing=auto: %s (the normalisation of the %s encoder)", scheme.name, encoder)
     # a registered scheme by its name; any other as its dict form (the card and the transforms read both)
     value: Any = scheme.name if scheme.name in preprocessing_names() else scheme.to_dict()
     return OmegaConf.merge(cfg, {"data": {"preprocessing": value}})  # type: ignore[return-value]
