@@ -18,7 +18,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from conftest import tiny_overrides
-from umsi.checkpoints.files import SafeCheckpointIO, read_checkpoint
+from umsi.checkpoints.files import read_checkpoint
+from umsi.checkpoints.lightning_io import SafeCheckpointIO
 from umsi.checkpoints.loading import load_model
 from umsi.errors import CheckpointError, MissingPathError
 from umsi.paths import CONFIG_DIR
@@ -38,7 +39,7 @@ def _env() -> dict[str, str]:
 _SAVER = textwrap.dedent(
     """
     import sys, torch
-    from umsi.checkpoints.files import SafeCheckpointIO
+    from umsi.checkpoints.lightning_io import SafeCheckpointIO
     io, path = SafeCheckpointIO(), sys.argv[1]
     for version in range(10**6):
         weights = torch.full((6_000_000,), float(version))  # 24 MB: most of the time is spent writing

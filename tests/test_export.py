@@ -14,6 +14,7 @@ from hydra import compose, initialize_config_dir
 from torch import nn
 
 from umsi.checkpoints.exported import ExportedNetwork, export_model, load_exported, parity_check
+from umsi.errors import ExportError, UserError
 from umsi.inference.export import export_from_config
 from umsi.models import UMSI
 from umsi.paths import CONFIG_DIR
@@ -160,7 +161,7 @@ def test_cli_errors_name_the_key(tmp_path: Path, overrides: list[str], message: 
     ckpt = tmp_path / "model.ckpt"
     ckpt.write_bytes(b"")
     cfg = _export_cfg(tmp_path / "outputs", *(o.format(ckpt=ckpt) for o in overrides))
-    with pytest.raises(SystemExit, match=message):
+    with pytest.raises(UserError, match=message):
         export_from_config(cfg)
 
 
@@ -179,7 +180,7 @@ def test_cli_keeps_nothing_when_parity_fails(
     monkeypatch.setattr(export_module, "parity_check", lambda *a, **k: {"saliency": 1.0, "logits": 0.0})
     output = tmp_path / "out" / "model.onnx"
     cfg = _export_cfg(trained, "ckpt=latest", f"outputs_dir={trained}", f"output={output}")
-    with pytest.raises(SystemExit, match=r"parity check failed \(tolerance=0\.0001\)"):
+    with pytest.raises(ExportError, match=r"parity check failed \(tolerance=0\.0001\)"):
         export_from_config(cfg)
     assert "max |Δ| saliency 1.0e+00" in capsys.readouterr().out
     assert list(output.parent.iterdir()) == []  # neither the output nor the temporary file

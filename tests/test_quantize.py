@@ -72,9 +72,10 @@ def test_int8_export_is_quantized_and_carries_calibration_and_accuracy_report(
     path, _ = int8_model
     ops = {node.op_type for node in onnx.load(str(path)).graph.node}
     assert {"QuantizeLinear", "DequantizeLinear"} <= ops
-    meta = load_exported(path).metadata
-    assert meta["class_names"] == CLASSES and tuple(meta["input_size"]) == INPUT_SIZE
-    quantization = meta["quantization"]
+    card = load_exported(path).card  # the model card, with the calibration set and the accuracy report
+    assert list(card.class_names) == CLASSES and card.input_size == INPUT_SIZE
+    assert card.source["kind"] == "exported" and card.source["file"] == "tiny.ckpt"
+    quantization = card.quantization
     assert quantization["precision"] == "int8" and "QDQ" in quantization["method"]
     calibration = quantization["calibration"]
     assert calibration["folder"] == str(calibration_folder) and calibration["n"] == N_CALIBRATION

@@ -16,13 +16,14 @@ import timm
 import torch
 import yaml
 from huggingface_hub import constants
-from hydra.utils import instantiate
+from omegaconf import OmegaConf
 from safetensors.torch import save_file
 
 from conftest import tiny_overrides
 from umsi.checkpoints.loading import load_model
 from umsi.models import PretrainedWeightsError, build_encoder, dropout_sites, fetch_pretrained_weights
 from umsi.models.encoder import pretrained_cache_dir
+from umsi.models.registry import build_model
 
 BIN = Path(sys.executable).parent
 ENV = {**os.environ, "WANDB_MODE": "disabled"}
@@ -205,7 +206,7 @@ def test_cfg_job_of_both_experiments() -> None:
 def test_the_dropout_sites_of_the_built_networks(hydra_conf) -> None:
     for experiment, expected in (("reproduce", [0.0, 0.3, 0.3, 0.0, 0.0, 0.0]), ("official", [0.3] * 6)):
         cfg = hydra_conf([f"experiment={experiment}", "model.pretrained=false", "paths.root_dir=/tmp/x"])
-        model = instantiate(cfg.model, _convert_="all")
+        model = build_model(OmegaConf.to_container(cfg.model, resolve=True))
         assert [m.p for m in model.modules() if isinstance(m, torch.nn.Dropout)] == pytest.approx(expected)
 
 

@@ -24,6 +24,7 @@ from umsi.evaluation.visual_report import (
     ReportSettings,
     write_visual_report,
 )
+from umsi.models.card import ModelCard
 
 CLASSES = ["advertisements", "infographics", "mobile_uis", "movie_posters", "webpages", "natural_images"]
 
@@ -167,7 +168,8 @@ class _StubNet(nn.Module):
 def _evaluated(synthetic_root: Path, run: Path) -> Evaluated:
     """Imp1k val and GDI items with made-up scores; classes 0 and 1 partly misclassified."""
     checkpoint = run / "finetune" / "checkpoints" / "epoch001-val_loss1.7000.ckpt"
-    model = LoadedModel("tiny/finetune", _StubNet(), CLASSES, (32, 40), "official", 2.0, checkpoint)
+    card = ModelCard("umsi", class_names=tuple(CLASSES), input_size=(32, 40), name="tiny/finetune")
+    model = LoadedModel(_StubNet(), card, checkpoint, card.name)
     imp1k = layouts.imp1k_items(synthetic_root / "imp1k", CLASSES, 2, 0)[1]
     gdi = layouts.gdi_items(synthetic_root / "gdi")
     rng = np.random.default_rng(0)

@@ -12,3 +12,11 @@ def load(path: "str | os.PathLike", device: str = "cpu", precision: str = "32"):
     from umsi.inference.predictor import load as _load
 
     return _load(path, device=device, precision=precision)
+
+
+def create_model(name: str, **kwargs):
+    """The registered architecture ``name`` (``umsi``, ``umsi_official``, ``umsi_xception41`` …) with random
+    weights, built with ``kwargs`` (its constructor arguments): ``umsi.models.registry.create_model``."""
+    from umsi.models.registry import create_model as _create_model
+
+    return _create_model(name, **kwargs)

@@ -45,3 +45,10 @@ class InvalidDatasetError(UserError, ValueError):
     kind = "invalid dataset"
 
     exit_code = 1
+
+
+class ExportError(UserError, RuntimeError):
+    """An export that would not compute what the PyTorch model computes (the parity check failed); nothing is
+    written."""
+
+    kind = "export error"

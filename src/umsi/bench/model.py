@@ -19,10 +19,11 @@ import pytorch_lightning as pl
 import torch
 from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from umsi.losses import UMSILoss
 from umsi.models import UMSI
+from umsi.models.registry import build_model
 
 
 class StepTimer(pl.Callback):
@@ -133,7 +134,9 @@ def bench_plain_loop(
     and optimiser on random in-memory tensors, nothing else."""
     torch.manual_seed(0)
     dev = torch.device(device)
-    model = (UMSI() if model_cfg is None else instantiate(model_cfg)).to(dev).train()
+    model = (
+        (UMSI() if model_cfg is None else build_model(OmegaConf.to_container(model_cfg, resolve=True))).to(dev).train()
+    )
     criterion = UMSILoss(kl=10.0, cc=-3.0)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-4, eps=1e-7)
     h, w = input_size

@@ -3,8 +3,9 @@
 
 The exported network takes ``image`` (B, 3, H, W) float32, preprocessed like the training data, at the fixed
 ``input_size`` (H, W) and any batch size B, and returns ``saliency`` (B, 1, sH, sW) and ``logits`` (B, K).
-What is needed to feed it and name its outputs (name, class_names, input_size, preprocessing, output_scale,
-source) travels inside the file as JSON: ONNX ``metadata_props["umsi"]``, TorchScript extra file ``umsi.json``.
+What is needed to feed it and name its outputs, its model card (:mod:`umsi.models.card`: class names, input size,
+preprocessing, output scale, source = exported from …), travels inside the file as JSON: ONNX
+``metadata_props["umsi"]``, TorchScript extra file ``umsi.json``.
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from umsi.errors import CheckpointError, ConfigError
+from umsi.models.card import DEFAULT_OUTPUT_SCALE, ModelCard
 from umsi.models.umsi import UMSIOutput
 from umsi.utils.io import atomic_write
 
@@ -179,6 +182,30 @@ class ExportedNetwork(abc.ABC):
         self.metadata = metadata
 
     @property
+    def card(self) -> ModelCard:
+        """The file's model card. A file exported before the card existed (flat ``name``, ``class_names``,
+        ``input_size``, ``preprocessing``, ``output_scale``, ``source``) gets one from those keys, with one
+        warning; ``CheckpointError`` naming the file when it carries neither."""
+        meta = self.metadata
+        try:
+            if "architecture" in meta:
+                return ModelCard.from_dict(meta)
+            if "class_names" in meta and "input_size" in meta:
+                log.warning("%s has no model card (exported before umsi stored one): read from its metadata", self.path)
+                return ModelCard(
+                    architecture="umsi",
+                    class_names=tuple(meta["class_names"]),
+                    input_size=tuple(meta["input_size"]),
+                    preprocessing=meta.get("preprocessing", "official"),
+                    output_scale=float(meta.get("output_scale", DEFAULT_OUTPUT_SCALE)),
+                    name=str(meta.get("name") or self.path.stem),
+                    source={"kind": "exported", "file": str(meta.get("source", "")), "from": None},
+                )
+        except ConfigError as err:
+            raise CheckpointError(f"{self.path}: its model card does not read ({err}); export it again") from None
+        raise CheckpointError(f"{self.path} carries no umsi metadata: export it with umsi-export")
+
+    @property
     def input_size(self) -> tuple[int, int] | None:
         """(rows, cols) the network was exported for (None when the file carries no metadata)."""
         return self.metadata.get("input_size")
@@ -299,13 +326,9 @@ def parity_check(
     return worst
 
 
-def export_metadata(loaded: Any, input_size: tuple[int, int]) -> dict[str, Any]:
-    """The metadata dict for a :class:`umsi.checkpoints.loading.LoadedModel` exported at ``input_size``."""
-    return {
-        "name": loaded.name,
-        "class_names": list(loaded.class_names),
-        "input_size": list(input_size),
-        "preprocessing": loaded.preprocessing,
-        "output_scale": float(loaded.output_scale),
-        "source": str(loaded.path),
-    }
+def export_metadata(card: ModelCard, source_file: str | Path, input_size: tuple[int, int]) -> dict[str, Any]:
+    """The card stored in an export of ``source_file`` (whose card is ``card``) at ``input_size``: the same
+    card with that input size and source ``{"kind": "exported", "file": <source file's name>, "from": <its
+    source>}`` (the name only, so a copied checkpoint exports the same metadata)."""
+    exported_from = {"kind": "exported", "file": Path(source_file).name, "from": card.source}
+    return card.replace(input_size=tuple(input_size), source=exported_from).to_dict()

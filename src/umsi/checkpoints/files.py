@@ -5,25 +5,22 @@
   :class:`~umsi.errors.CheckpointError` that names the file and says what to do.
 * :func:`describe_mismatch` names the missing, unexpected and differently-shaped keys between a model and a
   ``state_dict``.
-* :class:`SafeCheckpointIO` is the Lightning checkpoint plugin ``umsi-train`` uses: saves go through a temporary
-  file in the checkpoint's own folder, flushed to disk, then renamed over the target, so a process killed at any
-  moment leaves the previous ``last.ckpt`` or the new one, never a torn file; loads use :func:`read_checkpoint`.
+* :class:`~umsi.checkpoints.lightning_io.SafeCheckpointIO` (its own module: it imports Lightning, which loading a
+  model for inference does not) is the crash-safe Lightning checkpoint plugin built on these.
 """
 
 from __future__ import annotations
 
 import pickle
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import torch
-from lightning_fabric.plugins.io.torch_io import TorchCheckpointIO
 from torch import nn
 
 from umsi.errors import CheckpointError, MissingPathError
-from umsi.utils.io import atomic_write
 
 _ZIP_MAGIC = b"PK\x03\x04"
 _BLOCKED_GLOBAL = re.compile(r"GLOBAL ([\w.]+)")
@@ -102,18 +99,3 @@ def load_matching(model: nn.Module, weights: Mapping[str, torch.Tensor], source:
     if mismatch:
         raise CheckpointError(f"{source} does not fit the model: {mismatch}. {fix}")
     model.load_state_dict(weights)
-
-
-class SafeCheckpointIO(TorchCheckpointIO):
-    """Lightning ``CheckpointIO``: crash-safe saves (temporary file in the same folder, fsync, rename) and
-    weights-only loads with clear errors (:func:`read_checkpoint`)."""
-
-    def save_checkpoint(self, checkpoint: dict[str, Any], path: Any, storage_options: Any | None = None) -> None:
-        if storage_options is not None:
-            raise TypeError("SafeCheckpointIO does not take storage_options")
-        atomic_write(path, lambda tmp: torch.save(checkpoint, tmp), durable=True)
-
-    def load_checkpoint(
-        self, path: Any, map_location: Callable | None = None, weights_only: bool | None = None
-    ) -> dict[str, Any]:
-        return read_checkpoint(path, key="ckpt_path")

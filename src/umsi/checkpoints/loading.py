@@ -1,87 +1,162 @@
-"""Load a model for evaluation from a training checkpoint (weights only, no unpickling of objects)."""
+"""The one loader of model files (training checkpoints, converted official weights, the Keras ``.h5``) and their
+model card (:mod:`umsi.models.card`): the card in the file says how to build, feed and name the network."""
 
 from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
-from hydra.utils import instantiate
 from omegaconf import OmegaConf
 from torch import nn
 
 from umsi.checkpoints.files import load_matching, read_checkpoint
-from umsi.errors import CheckpointError, MissingPathError
-from umsi.models import without_encoder_init
+from umsi.errors import CheckpointError, ConfigError, MissingPathError
+from umsi.models.card import CARD_KEY, ModelCard, Preprocessing
+from umsi.models.registry import create_model, default_card, model_config
+from umsi.models.umsi import without_encoder_init
 
 log = logging.getLogger(__name__)
 
-DEFAULT_INPUT_SIZE = (240, 320)
 KERAS_SUFFIXES = (".h5", ".hdf5")
 
 
 @dataclass
 class LoadedModel:
-    """A network ready for inference plus what is needed to feed it and name its outputs."""
+    """A network ready for inference (eval mode) plus its card: what feeds it and names its outputs."""
 
-    name: str
     model: nn.Module
-    class_names: list[str]
-    input_size: tuple[int, int]
-    preprocessing: str
-    output_scale: float
+    card: ModelCard
     path: Path
+    name: str
+
+    @property
+    def class_names(self) -> list[str]:
+        return list(self.card.class_names)
+
+    @property
+    def input_size(self) -> tuple[int, int]:
+        """(rows, cols) the images are letterboxed to."""
+        return self.card.input_size
+
+    @property
+    def preprocessing(self) -> Preprocessing:
+        return self.card.preprocessing
+
+    @property
+    def output_scale(self) -> float:
+        return self.card.output_scale
 
 
 def save_model(
     path: str | Path,
     model: nn.Module,
-    input_size: tuple[int, int],
-    class_names: list[str] | None = None,
+    input_size: Sequence[int],
+    class_names: Sequence[str] | None = None,
     display_name: str | None = None,
-    preprocessing: str = "official",
+    preprocessing: str | Preprocessing = "official",
+    architecture: str = "umsi",
+    model_args: Mapping[str, Any] | None = None,
 ) -> Path:
-    """Write ``model`` (a ``UMSI()``: its config is stored as ``umsi.models.UMSI`` with the defaults) as the
-    weights-only checkpoint :func:`load_model` reads, with the network input ``input_size`` (rows, cols, px).
-    For tests, benchmarks and demos; training writes its own Lightning checkpoints."""
-    hparams: dict[str, Any] = {
-        "model": {"_target_": "umsi.models.UMSI"},
-        "data": {"input_size": [int(input_size[0]), int(input_size[1])], "preprocessing": preprocessing},
-    }
-    if class_names is not None:
-        hparams["class_names"] = list(class_names)
-    if display_name is not None:
-        hparams["display_name"] = display_name
-    state = {"state_dict": {f"model.{k}": v for k, v in model.state_dict().items()}, "hyper_parameters": hparams}
+    """Write ``model`` (built as ``create_model(architecture, **model_args)``; ``UMSI()`` by default) as the
+    weights-only checkpoint :func:`load_model` reads, with its card: the network input ``input_size`` (rows, cols,
+    px), ``preprocessing``, the class names (``class_<i>`` when None) and source ``saved``. For tests, benchmarks
+    and demos; training writes its own Lightning checkpoints (with their card)."""
+    names = list(class_names) if class_names is not None else _generic_names(model)
+    card = default_card(architecture).replace(
+        model_args=dict(model_args or {}),
+        class_names=tuple(names),
+        input_size=tuple(int(v) for v in input_size),
+        preprocessing=preprocessing,
+        output_scale=float(getattr(model, "output_scale", default_card(architecture).output_scale)),
+        name=display_name or Path(path).stem,
+        source={"kind": "saved"},
+    )
+    state = {"state_dict": {f"model.{k}": v for k, v in model.state_dict().items()}, CARD_KEY: card.to_dict()}
     torch.save(state, path)
     return Path(path)
 
 
-def _run_data_settings(checkpoint: Path) -> dict:
-    """data.input_size / data.preprocessing of the run that wrote ``checkpoint`` (``<stage>/config.yaml``)."""
+def _generic_names(model: nn.Module) -> list[str]:
+    return [f"class_{i}" for i in range(int(getattr(model, "num_classes", 0)))]
+
+
+def _run_data_settings(checkpoint: Path) -> tuple[dict, Path | None]:
+    """data.input_size / data.preprocessing of the run that wrote ``checkpoint`` (``<stage>/config.yaml``), and
+    that file (None when there is none)."""
     config = checkpoint.parent.parent / "config.yaml"
     if not config.is_file():
-        return {}
+        return {}, None
     data = OmegaConf.load(config).get("data", {})
-    return {k: data[k] for k in ("input_size", "preprocessing") if k in data}
+    return {k: data[k] for k in ("input_size", "preprocessing") if k in data}, config
 
 
-def load_model(
-    path: str | Path,
-    name: str | None = None,
-    input_size: tuple[int, int] | None = None,
-    preprocessing: str | None = None,
-    device: str | torch.device = "cpu",
-) -> LoadedModel:
-    """Rebuild the network stored in a Lightning checkpoint written by ``umsi-train``.
+def read_card(state: Mapping[str, Any], path: Path) -> ModelCard:
+    """The model card of a checkpoint dict read from ``path``. A file written before the card existed gets one
+    built from its hyper-parameters and, for the input size and preprocessing, the run's ``config.yaml`` next
+    to it (else the card defaults), with one warning naming the fallback. Raises :class:`CheckpointError`
+    naming the file when neither a card nor model hyper-parameters are there, or the card is unreadable."""
+    raw = state.get(CARD_KEY)
+    try:
+        if raw is not None:
+            return ModelCard.from_dict(raw)
+        return _card_from_hyperparameters(state, path)
+    except ConfigError as err:
+        raise CheckpointError(f"{path}: its model card does not read ({err}); write the file again") from None
 
-    The architecture comes from the checkpoint's plain hyper-parameters, the input size and preprocessing from
-    the hyper-parameters, else the run's ``config.yaml``, else the arguments (default 240×320, official).
-    Also loads ``umsi-convert-keras`` output (named "UMSI (official)"). Loads with ``torch.load(weights_only=True)``.
-    """
+
+def _card_from_hyperparameters(state: Mapping[str, Any], path: Path) -> ModelCard:
+    hparams = state.get("hyper_parameters") or {}
+    if "model" not in hparams:
+        raise CheckpointError(
+            f"{path} is not a umsi checkpoint (no model card or model hyper-parameters): use a file written by "
+            "umsi-train, umsi-convert-keras or umsi.checkpoints.loading.save_model"
+        )
+    name, kwargs = model_config(hparams["model"])
+    data, config = _run_data_settings(path)
+    stored = hparams.get("data") or {}  # converted weights and save_model files of that time kept these
+    data.update(stored)
+    fallback = "its hyper-parameters" if "input_size" in stored else (str(config) if config else None)
+    card = default_card(name)
+    log.warning(
+        "%s has no model card (written before umsi stored one): input size and preprocessing come from %s%s",
+        path,
+        fallback or f"the defaults ({card.input_size[0]}×{card.input_size[1]}, {card.preprocessing.name})",
+        "" if fallback else " as no config.yaml is next to it; load it in its run folder or save it again",
+    )
+    conversion = state.get("umsi_conversion") or {}
+    source = (
+        {"kind": "converted", "file": conversion.get("source_file"), "sha256": conversion.get("source_sha256")}
+        if conversion
+        else {"kind": "training", "run": None, "stage": None}
+    )
+    classes = hparams.get("class_names") or ()
+    return card.replace(
+        model_args=kwargs,
+        class_names=tuple(classes),
+        input_size=tuple(data.get("input_size", card.input_size)),
+        preprocessing=data.get("preprocessing", card.preprocessing),
+        output_scale=float(kwargs.get("output_scale", card.output_scale)),
+        name=hparams.get("display_name") or _default_name(path),
+        source=source,
+    )
+
+
+def build_from_card(card: ModelCard) -> nn.Module:
+    """The card's network with random weights (its encoder's ImageNet initialisation off)."""
+    return create_model(card.architecture, **without_encoder_init(card.model_args))
+
+
+def load_model(path: str | Path, name: str | None = None, device: str | torch.device = "cpu") -> LoadedModel:
+    """Rebuild the network of a model file: a ``umsi-train`` checkpoint, ``umsi-convert-keras`` output,
+    :func:`save_model` output or the released Keras ``.h5`` (converted in memory). Its card
+    (:func:`read_card`) names the architecture, classes, input size and preprocessing; ``name`` replaces its
+    display name. Loads with ``torch.load(weights_only=True)``. Raises :class:`MissingPathError` or
+    :class:`CheckpointError` naming the file."""
     path = Path(path)
     if not path.is_file():
         raise MissingPathError(f"checkpoint {path} does not exist: check the path (a run's checkpoints/*.ckpt)")
@@ -92,28 +167,18 @@ def load_model(
         state = checkpoint_from_keras(path)
     else:
         state = read_checkpoint(path)
-    hparams = state.get("hyper_parameters") or {}
-    if "model" not in hparams or "state_dict" not in state:
+    if "state_dict" not in state:
         raise CheckpointError(
-            f"{path} is not a umsi checkpoint (no model hyper-parameters / state_dict): use a checkpoint written "
-            "by umsi-train or umsi-convert-keras"
+            f"{path} is not a umsi checkpoint (no state_dict): use a checkpoint written by umsi-train or "
+            "umsi-convert-keras"
         )
-    model = instantiate(without_encoder_init(hparams["model"]), _convert_="all")
+    card = read_card(state, path)
+    model = build_from_card(card)
     weights = {k.removeprefix("model."): v for k, v in state["state_dict"].items() if k.startswith("model.")}
-    load_matching(model, weights, str(path), "The file's weights do not fit the architecture stored in it.")
-    data = {**_run_data_settings(path), **(hparams.get("data") or {})}
-    size = input_size or data.get("input_size") or DEFAULT_INPUT_SIZE
-    num_classes = getattr(model, "num_classes", 0)
-    class_names = list(hparams.get("class_names") or [f"class_{i}" for i in range(num_classes)])
-    return LoadedModel(
-        name=name or hparams.get("display_name") or _default_name(path),
-        model=model.eval().to(device),
-        class_names=class_names,
-        input_size=(int(size[0]), int(size[1])),
-        preprocessing=preprocessing or data.get("preprocessing", "official"),
-        output_scale=float(getattr(model, "output_scale", 2.0)),
-        path=path,
-    )
+    load_matching(model, weights, str(path), "The file's weights do not fit the architecture its card names.")
+    if not card.class_names:
+        card = card.replace(class_names=tuple(_generic_names(model)))
+    return LoadedModel(model=model.eval().to(device), card=card, path=path, name=name or card.name)
 
 
 def _default_name(path: Path) -> str:

@@ -23,6 +23,7 @@ from umsi.data.layouts import (
 )
 from umsi.data.splits import dataset_split
 from umsi.data.transforms import SampleTransform, build_augmentation, seed_augmentation_worker
+from umsi.models.card import DEFAULT_INPUT_SIZE, DEFAULT_OUTPUT_SCALE
 
 
 class SaliencyDataModule(pl.LightningDataModule):
@@ -41,8 +42,8 @@ class SaliencyDataModule(pl.LightningDataModule):
 
     def __init__(
         self,
-        input_size: Sequence[int] = (240, 320),
-        output_scale: float = 2.0,
+        input_size: Sequence[int] = DEFAULT_INPUT_SIZE,
+        output_scale: float = DEFAULT_OUTPUT_SCALE,
         preprocessing: str = "official",
         augment: bool = False,
         augmentation: dict[str, Any] | None = None,

@@ -4,19 +4,25 @@ augmentation (umsi-reference §3). Arrays are NumPy HWC uint8 in, tensors CHW fl
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import albumentations as A
 import cv2
 import numpy as np
 import torch
 
 from umsi.data.layouts import inside_image
+from umsi.models.card import (
+    CAFFE_BGR_MEAN,
+    DEFAULT_INPUT_SIZE,
+    DEFAULT_OUTPUT_SCALE,
+    Preprocessing,
+    get_preprocessing,
+)
 
-# Caffe/VGG means of the B, G, R channels; the official model subtracts them with no scaling.
-CAFFE_BGR_MEAN = (103.939, 116.779, 123.68)
-TIMM_MEAN = TIMM_STD = (0.5, 0.5, 0.5)
-PREPROCESSING_MODES = ("official", "timm")
+if TYPE_CHECKING:  # albumentations loads when an augmentation is built: inference never needs it
+    import albumentations as A
+
+__all__ = ["CAFFE_BGR_MEAN"]  # re-exported: the official means (their home is umsi.models.card)
 
 
 @dataclass(frozen=True)
@@ -98,26 +104,27 @@ def fixation_map(points_xy: np.ndarray, src_hw: tuple[int, int], dst_hw: tuple[i
     return out
 
 
-def normalize_image(image_bgr: np.ndarray, mode: str = "official") -> torch.Tensor:
-    """(H, W, 3) uint8 BGR → (3, H, W) float32. ``official``: BGR minus Caffe means, no scaling (range about
-    [−124, 152]); ``timm``: RGB / 255, then (x − 0.5) / 0.5."""
-    if mode == "official":
-        x = image_bgr.astype(np.float32) - np.asarray(CAFFE_BGR_MEAN, dtype=np.float32)
-    elif mode == "timm":
-        rgb = image_bgr[..., ::-1].astype(np.float32) / 255.0
-        x = (rgb - np.asarray(TIMM_MEAN, dtype=np.float32)) / np.asarray(TIMM_STD, dtype=np.float32)
-    else:
-        raise ValueError(f"data.preprocessing={mode!r}: choose one of {PREPROCESSING_MODES}")
+def normalize_image(image_bgr: np.ndarray, preprocessing: str | Preprocessing = "official") -> torch.Tensor:
+    """(H, W, 3) uint8 BGR → (3, H, W) float32 by ``preprocessing`` (a registered name or a
+    :class:`~umsi.models.card.Preprocessing`): reorder to its channel order, divide by its pixel scale, subtract
+    its mean, divide by its std. ``official``: BGR minus Caffe means, no scaling (range about [−124, 152]);
+    ``timm``: RGB / 255, then (x − 0.5) / 0.5. ``ConfigError`` for an unknown name."""
+    spec = get_preprocessing(preprocessing)
+    x = (image_bgr if spec.channel_order == "BGR" else image_bgr[..., ::-1]).astype(np.float32)
+    if spec.pixel_scale != 1.0:
+        x = x / np.float32(spec.pixel_scale)
+    x = x - np.asarray(spec.mean, dtype=np.float32)
+    if spec.std != (1.0, 1.0, 1.0):
+        x = x / np.asarray(spec.std, dtype=np.float32)
     return torch.from_numpy(np.ascontiguousarray(x.transpose(2, 0, 1)))
 
 
-def denormalize_image(image: torch.Tensor, mode: str = "official") -> np.ndarray:
+def denormalize_image(image: torch.Tensor, preprocessing: str | Preprocessing = "official") -> np.ndarray:
     """Inverse of :func:`normalize_image` for display: (3, H, W) → (H, W, 3) uint8 RGB."""
+    spec = get_preprocessing(preprocessing)
     x = image.detach().float().cpu().numpy().transpose(1, 2, 0)
-    if mode == "official":
-        rgb = (x + np.asarray(CAFFE_BGR_MEAN, dtype=np.float32))[..., ::-1]
-    else:
-        rgb = (x * np.asarray(TIMM_STD, dtype=np.float32) + np.asarray(TIMM_MEAN, dtype=np.float32)) * 255.0
+    x = (x * np.asarray(spec.std, dtype=np.float32) + np.asarray(spec.mean, dtype=np.float32)) * spec.pixel_scale
+    rgb = x[..., ::-1] if spec.channel_order == "BGR" else x
     return np.clip(rgb, 0, 255).astype(np.uint8)
 
 
@@ -141,6 +148,8 @@ def build_augmentation(
 
     albumentations keeps its own random state (global seeds do not reach it): ``seed`` makes it reproducible,
     and :func:`seed_augmentation_worker` gives each DataLoader worker its own stream."""
+    import albumentations as A
+
     return A.Compose(
         [
             A.HorizontalFlip(p=flip_p),
@@ -200,16 +209,14 @@ class SampleTransform:
 
     def __init__(
         self,
-        input_size: tuple[int, int] = (240, 320),
-        output_scale: float = 2.0,
-        preprocessing: str = "official",
+        input_size: tuple[int, int] = DEFAULT_INPUT_SIZE,
+        output_scale: float = DEFAULT_OUTPUT_SCALE,
+        preprocessing: str | Preprocessing = "official",
         augmentation: A.Compose | None = None,
     ) -> None:
-        if preprocessing not in PREPROCESSING_MODES:
-            raise ValueError(f"data.preprocessing={preprocessing!r}: choose one of {PREPROCESSING_MODES}")
         self.input_size = (int(input_size[0]), int(input_size[1]))
         self.output_size = (round(input_size[0] * output_scale), round(input_size[1] * output_scale))
-        self.preprocessing = preprocessing
+        self.preprocessing = get_preprocessing(preprocessing)
         self.augmentation = augmentation
 
     def __call__(self, image: np.ndarray, saliency: np.ndarray, fixations: np.ndarray) -> dict[str, Any]:

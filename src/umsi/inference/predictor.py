@@ -21,6 +21,7 @@ from umsi.data.readers import read_image_bgr
 from umsi.data.transforms import letterbox, normalize_image, unletterbox
 from umsi.inference.fold import fold_batchnorm
 from umsi.metrics.functional import gaussian_blur
+from umsi.models.card import ModelCard, Preprocessing, get_preprocessing
 from umsi.models.umsi import UMSIOutput
 
 ImageInput = Union[str, Path, Image.Image, np.ndarray]  # noqa: UP007 (a runtime alias)
@@ -92,7 +93,8 @@ class Predictor:
     """A ready model: ``predict(images)`` → ``Prediction`` (one image) or a list (several).
 
     ``network`` maps a (B, 3, h, w) float32 batch, preprocessed for ``preprocessing`` at ``input_size``, to
-    ``UMSIOutput`` — a PyTorch module, or an exported ONNX / TorchScript model.
+    ``UMSIOutput`` — a PyTorch module, or an exported ONNX / TorchScript model. :meth:`from_card` takes the
+    class names, input size, preprocessing and name from a model card (what :func:`load` does).
     """
 
     def __init__(
@@ -100,7 +102,7 @@ class Predictor:
         network: Callable[[torch.Tensor], UMSIOutput],
         class_names: Sequence[str],
         input_size: tuple[int, int],
-        preprocessing: str = "official",
+        preprocessing: str | Preprocessing = "official",
         name: str = "umsi",
         device: str = "cpu",
         precision: str = "32",
@@ -113,8 +115,9 @@ class Predictor:
         self.network = network
         self.class_names = list(class_names)
         self.input_size = (int(input_size[0]), int(input_size[1]))
-        self.preprocessing = preprocessing
+        self.preprocessing = get_preprocessing(preprocessing)
         self.name = name
+        self.card: ModelCard | None = None
         self.device = torch.device(device)
         self.precision = str(precision)
         self.chunk_size = chunk_size or (CPU_CHUNK_SIZE if self.device.type == "cpu" else None)
@@ -124,6 +127,22 @@ class Predictor:
             # the CPU (docs/performance.md), the same maps to float rounding
             self.memory_format = torch.channels_last
             network.to(memory_format=torch.channels_last)
+
+    @classmethod
+    def from_card(
+        cls,
+        network: Callable[[torch.Tensor], UMSIOutput],
+        card: ModelCard,
+        device: str = "cpu",
+        precision: str = "32",
+        name: str | None = None,
+    ) -> Predictor:
+        """A predictor fed and named as ``card`` says (``name`` replaces the card's display name)."""
+        predictor = cls(
+            network, card.class_names, card.input_size, card.preprocessing, name or card.name, device, precision
+        )
+        predictor.card = card
+        return predictor
 
     def preprocess(self, image_bgr: np.ndarray) -> torch.Tensor:
         """(H, W, 3) uint8 BGR → (3, h, w) float32 network input (letterboxed)."""
@@ -200,20 +219,10 @@ def load(path: str | Path, device: str = "cpu", precision: str = "32") -> Predic
         from umsi.checkpoints.exported import load_exported
 
         exported = load_exported(path, device=device)
-        meta = exported.metadata
-        return Predictor(
-            exported,
-            meta["class_names"],
-            tuple(meta["input_size"]),
-            meta.get("preprocessing", "official"),
-            meta.get("name", path.stem),
-            device="cpu" if path.suffix.lower() == ".onnx" else device,
-            precision=precision,
-        )
+        exported_device = "cpu" if path.suffix.lower() == ".onnx" else device
+        return Predictor.from_card(exported, exported.card, exported_device, precision)
     from umsi.checkpoints.loading import load_model
 
     loaded = load_model(path, device=device)
     fold_batchnorm(loaded.model)  # the predictor's own copy, for inference only
-    return Predictor(
-        loaded.model, loaded.class_names, loaded.input_size, loaded.preprocessing, loaded.name, device, precision
-    )
+    return Predictor.from_card(loaded.model, loaded.card, device, precision, name=loaded.name)

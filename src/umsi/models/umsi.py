@@ -10,6 +10,7 @@ from torch import nn
 
 from umsi.models.encoder import LEGACY_XCEPTION, build_encoder
 from umsi.models.heads import ASPP, Decoder, GlobalBranch, GlobalFusion
+from umsi.models.registry import register_model
 from umsi.models.tf_ops import configure_batchnorm
 
 # The released network's numerics (umsi-reference §2.4): Keras BN ε 1e-3 in the encoder (1e-5 in the head, the
@@ -133,15 +134,40 @@ class UMSI(nn.Module):
 
 
 def without_encoder_init(model: Mapping[str, Any]) -> dict[str, Any]:
-    """A model config (the ``model`` dict with ``_target_``) for weights that come from a checkpoint: the encoder's
-    own initialisation (``pretrained``, ``pretrained_file``) is switched off, so that building the network reads
-    and downloads no ImageNet weights only to overwrite them."""
+    """A model config (the ``model`` dict: ``architecture`` and keyword arguments) for weights that come from a
+    checkpoint: the encoder's own initialisation (``pretrained``, ``pretrained_file``) is switched off, so that
+    building the network reads and downloads no ImageNet weights only to overwrite them."""
     config = dict(model)
     if "pretrained" in config:
         config["pretrained"] = False
     if "pretrained_file" in config:
         config["pretrained_file"] = None
     return config
+
+
+# The registered architectures (umsi.models.registry): conf/model/<file>.yaml names each in `architecture`.
+@register_model()
+def umsi(**kwargs: Any) -> UMSI:
+    """``UMSI()``: the released layers with PyTorch numerics (``model=umsi``)."""
+    return UMSI(**kwargs)
+
+
+@register_model()
+def umsi_official(**kwargs: Any) -> UMSI:
+    """The released Keras network exactly (``model=umsi_official``, the target of ``umsi-convert-keras``)."""
+    return UMSI(**{**OFFICIAL_NUMERICS, **kwargs})
+
+
+@register_model()
+def umsi_xception41(**kwargs: Any) -> UMSI:
+    """UMSI on timm's aligned Xception-41 at output stride 8 (``model=xception41``)."""
+    return UMSI(**{"encoder": "xception41", **kwargs})
+
+
+@register_model()
+def umsi_xception65_os16(**kwargs: Any) -> UMSI:
+    """UMSI on timm's aligned Xception-65 at output stride 16 (``model=xception65_os16``)."""
+    return UMSI(**{"encoder": "xception65", "output_stride": 16, **kwargs})
 
 
 def count_parameters(model: nn.Module) -> tuple[int, int]:

@@ -22,6 +22,8 @@ from torch import nn
 
 from umsi.data.layouts import NATURAL_IMAGES, read_class_mapping
 from umsi.models import UMSI, count_parameters
+from umsi.models.card import CARD_KEY
+from umsi.models.registry import ARCHITECTURE_KEY, default_card
 from umsi.models.umsi import OFFICIAL_NUMERICS
 from umsi.official.h5 import ConversionError, KerasFile, read_keras_h5
 from umsi.official.keras_layout import (
@@ -77,14 +79,14 @@ def _keras_shape(keras_type: str, variable: str, torch_shape: Sequence[int]) -> 
 
 
 def official_model_config(num_classes: int = 6) -> dict[str, Any]:
-    """The ``model=umsi_official`` config as a plain dict (``_target_`` + every ``UMSI`` argument)."""
+    """The ``model=umsi_official`` config as a plain dict (``architecture`` + every ``UMSI`` argument)."""
     defaults = {
         name: (list(map(list, p.default)) if name == "decoder_channels" else p.default)
         for name, p in inspect.signature(UMSI.__init__).parameters.items()
         if name != "self"
     }
     defaults["aspp_dilations"] = list(defaults["aspp_dilations"])
-    return {"_target_": "umsi.models.UMSI", **defaults, **OFFICIAL_NUMERICS, "num_classes": num_classes}
+    return {ARCHITECTURE_KEY: "umsi_official", **defaults, **OFFICIAL_NUMERICS, "num_classes": num_classes}
 
 
 def _resolve_names(keras: KerasFile, layout: list[KerasLayer]) -> dict[str, str]:
@@ -232,15 +234,21 @@ def parse_class_order(value: str | None, num_classes: int) -> tuple[list[str], b
 def build_checkpoint(
     keras: KerasFile, state: dict[str, torch.Tensor], class_names: list[str], class_order_given: bool
 ) -> dict[str, Any]:
-    """A Lightning-style checkpoint that ``umsi-eval``, ``init_ckpt=`` and prediction load (weights only)."""
+    """A Lightning-style checkpoint that ``umsi-eval``, ``init_ckpt=`` and prediction load (weights only), with
+    its model card (the released input size and preprocessing: ``umsi_official``'s default card; source: the
+    Keras file's name and SHA-256)."""
+    model = official_model_config(len(class_names))
+    name = model.pop(ARCHITECTURE_KEY)
+    card = default_card(name).replace(
+        model_args=model,
+        class_names=tuple(class_names),
+        name=OFFICIAL_NAME,
+        source={"kind": "converted", "file": keras.path.name, "sha256": keras.sha256},
+    )
     return {
         "state_dict": {f"model.{k}": v for k, v in state.items()},
-        "hyper_parameters": {
-            "model": official_model_config(len(class_names)),
-            "class_names": list(class_names),
-            "data": {"input_size": [240, 320], "preprocessing": "official"},
-            "display_name": OFFICIAL_NAME,
-        },
+        CARD_KEY: card.to_dict(),
+        "hyper_parameters": {"model": {ARCHITECTURE_KEY: name, **model}, "class_names": list(class_names)},
         "umsi_conversion": {
             "source_file": keras.path.name,
             "source_sha256": keras.sha256,

@@ -13,6 +13,8 @@ from torch import nn
 
 from umsi.checkpoints.files import load_matching, read_checkpoint
 from umsi.metrics.collection import ClassAccuracy, MeanSaliencyMetric
+from umsi.models.card import CARD_KEY, ModelCard
+from umsi.models.registry import build_model, model_config
 
 log = logging.getLogger(__name__)
 
@@ -20,8 +22,11 @@ VAL_METRICS = ("cc", "kl", "nss", "acc")
 
 
 class UMSILitModule(pl.LightningModule):
-    """Trains ``model`` with ``loss``; both, and the optimizer, are plain config dicts with ``_target_`` so
-    the checkpoint's hyper-parameters stay loadable with ``torch.load(weights_only=True)``.
+    """Trains ``model`` (a config dict naming a registered ``architecture`` and its arguments) with ``loss``
+    (a config dict with ``_target_``); they, the optimizer and ``card`` are plain dicts, so the checkpoint's
+    hyper-parameters stay loadable with ``torch.load(weights_only=True)``. ``card`` (a
+    :class:`~umsi.models.card.ModelCard` dict: input size, preprocessing, source …) is written into every
+    checkpoint under ``umsi_card``; without one the checkpoints carry none.
 
     Logged: ``{train,val}/loss`` and each weighted term ``{train,val}/loss_<term>``; per-image means over the
     whole validation set (all DDP ranks: summed values and counts) of ``val/cc``, ``val/kl`` (official UMSI
@@ -35,10 +40,12 @@ class UMSILitModule(pl.LightningModule):
         loss: dict[str, Any],
         optimizer: dict[str, Any],
         class_names: list[str] | None = None,
+        card: dict[str, Any] | None = None,
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
-        self.model: nn.Module = instantiate(model, _convert_="all")
+        self.card = None if card is None else ModelCard.from_dict(card)  # checked before the first step
+        self.model: nn.Module = build_model(model)
         self.criterion: nn.Module = instantiate(loss, _convert_="all")
         num_classes = getattr(self.model, "num_classes", None) or len(class_names or ())
         self.val_metrics = _metric_collection(num_classes)
@@ -46,6 +53,11 @@ class UMSILitModule(pl.LightningModule):
 
     def forward(self, image: torch.Tensor):
         return self.model(image)
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Every checkpoint carries the model card (plain dict under ``umsi_card``)."""
+        if self.card is not None:
+            checkpoint[CARD_KEY] = self.card.to_dict()
 
     def _step(self, batch: dict[str, Any], prefix: str):
         out = self.model(batch["image"])
@@ -104,9 +116,12 @@ def load_weights(module: UMSILitModule, checkpoint: str | Path) -> None:
     path = Path(checkpoint)
     state = read_checkpoint(path, key="init_ckpt")
     stored = state.get("hyper_parameters") or {}
+    card = state.get(CARD_KEY) or {}
     weights = dict(state.get("state_dict", state))
-    _warn_model_differences(path, stored.get("model"), module.hparams.get("model"))
-    _reorder_classifier(path, weights, stored.get("class_names"), module.hparams.get("class_names"))
+    stored_model = {"architecture": card["architecture"], **card["model_args"]} if card else stored.get("model")
+    _warn_model_differences(path, stored_model, module.hparams.get("model"))
+    stored_classes = card.get("class_names") or stored.get("class_names")
+    _reorder_classifier(path, weights, stored_classes, module.hparams.get("class_names"))
     load_matching(
         module,
         weights,
@@ -118,6 +133,10 @@ def load_weights(module: UMSILitModule, checkpoint: str | Path) -> None:
 def _warn_model_differences(path: Path, stored: dict | None, current: dict | None) -> None:
     if not stored or not current:
         return
+    legacy = "_target_" in stored  # an import path maps to "umsi" whatever the preset: compare the arguments only
+    (stored_name, stored), (current_name, current) = model_config(stored), model_config(current)
+    if not legacy:
+        stored, current = {"architecture": stored_name, **stored}, {"architecture": current_name, **current}
     # the encoder's initialisation (overwritten by the checkpoint) and the dropout rates (a training choice; the
     # network computes the same at inference) do not make the weights mean something else
     ignored = ("pretrained", "pretrained_file", "dropout")

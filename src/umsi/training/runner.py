@@ -24,10 +24,13 @@ from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.loggers import WandbLogger
 
 from umsi.callbacks.handoff import best_checkpoint
-from umsi.checkpoints.files import SafeCheckpointIO, read_checkpoint
+from umsi.checkpoints.files import read_checkpoint
+from umsi.checkpoints.lightning_io import SafeCheckpointIO
 from umsi.data.splits import SPLIT_FILE, write_split
 from umsi.errors import MissingPathError
-from umsi.models import without_encoder_init
+from umsi.models.card import ModelCard
+from umsi.models.registry import default_card, model_config
+from umsi.models.umsi import without_encoder_init
 from umsi.training.data_check import check_training_data
 from umsi.training.evaluate import evaluate, print_summary
 from umsi.training.module import UMSILitModule, load_weights
@@ -82,11 +85,31 @@ def build_module(cfg: DictConfig, class_names: list[str], from_checkpoint: bool 
         loss=_container(cfg.loss),
         optimizer=_container(cfg.optimizer),
         class_names=list(class_names),
+        card=stage_card(cfg, class_names).to_dict(),
     )
     if cfg.get("init_ckpt"):
         log.info("initialising weights from %s", cfg.init_ckpt)
         load_weights(module, cfg.init_ckpt)
     return module
+
+
+def stage_card(cfg: DictConfig, class_names: Sequence[str]) -> ModelCard:
+    """The model card of the checkpoints a stage writes: ``cfg.model``'s architecture and arguments (encoder
+    initialisation off: the weights come with the file), the data's classes, ``data.input_size`` and
+    ``data.preprocessing``, and the source: this run folder and stage."""
+    name, kwargs = model_config(without_encoder_init(_container(cfg.model)))
+    stage = str(cfg.stage.name)
+    output_dir = Path(str(cfg.paths.output_dir))
+    run_dir = output_dir.parent if output_dir.name == stage else output_dir  # a pipeline's stage: <run>/<stage>
+    return default_card(name).replace(
+        model_args=kwargs,
+        class_names=tuple(class_names),
+        input_size=tuple(cfg.data.input_size),
+        preprocessing=str(cfg.data.preprocessing),
+        output_scale=float(kwargs.get("output_scale", default_card(name).output_scale)),
+        name=f"{run_dir.name}/{stage}",
+        source={"kind": "training", "run": str(run_dir), "stage": stage},
+    )
 
 
 LAST_CHECKPOINT = "last"
