@@ -54,11 +54,21 @@ def calibration_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def int8_model(tmp_path_factory: pytest.TempPathFactory, calibration_folder: Path) -> Iterator[tuple[Path, str]]:
-    """(the int8 file of a seeded random UMSI() at 32×40, its checkpoint)."""
-    folder = tmp_path_factory.mktemp("int8")
+def tiny_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """A seeded random UMSI() at 32×40 (what load_model reads)."""
+    folder = tmp_path_factory.mktemp("tiny")
     torch.manual_seed(0)
-    ckpt = save_model(folder / "tiny.ckpt", UMSI(), INPUT_SIZE, CLASSES)
+    yield save_model(folder / "tiny.ckpt", UMSI(), INPUT_SIZE, CLASSES)
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def int8_model(
+    tmp_path_factory: pytest.TempPathFactory, calibration_folder: Path, tiny_checkpoint: Path
+) -> Iterator[tuple[Path, Path]]:
+    """(the int8 file of the tiny checkpoint, the checkpoint)."""
+    folder = tmp_path_factory.mktemp("int8")
+    ckpt = tiny_checkpoint
     output = folder / "tiny_int8.onnx"
     # the random network's maps are nearly flat: its int8 CC is lower than a trained model's, hence 0.9 here
     cfg = _export_cfg(ckpt, calibration_folder, output, "min_cc=0.9", "max_kl=0.05", "min_class_agreement=0.75")
@@ -155,3 +165,15 @@ def test_serve_answers_for_the_int8_file_what_umsi_predict_writes(
     assert answer["class"] == row["class"]
     for name, p in answer["probabilities"].items():
         assert abs(p - row[f"p_{name}"]) <= 1e-6, name
+
+
+def test_bf16_on_the_cpu_runs_in_bf16_and_stays_close_to_fp32(tiny_checkpoint: Path, calibration_folder: Path) -> None:
+    """precision=bf16 on the CPU: autocast with oneDNN's bf16 kernels changes the maps a little (so it ran in
+    bf16), and the accuracy report against fp32 reads them as close."""
+    fp32, bf16 = umsi.load(tiny_checkpoint), umsi.load(tiny_checkpoint, precision="bf16")
+    files = sorted(calibration_folder.iterdir())
+    images = torch.stack([fp32.preprocess(cv2.imread(str(f))) for f in files])
+    reference, candidate = fp32.forward(images), bf16.forward(images)
+    assert not torch.equal(reference[0], candidate[0])
+    report = accuracy_report(reference, candidate, [f.name for f in files], AccuracyThresholds(0.95, 0.05, 0.75))
+    assert report["passed"], report
