@@ -177,7 +177,8 @@ def _low_precision(ckpt: Path, tmp: Path, args: argparse.Namespace) -> tuple[dic
 
         per_class = -(-(args.n + args.n_check) // 5)  # five design classes
         sizes = dict(salicon_train=1, salicon_val=1, gdi_train=1, gdi_val=1, imp1k_val_per_class=0)
-        folder = generate(tmp / "synthetic", seed=0, imp1k_per_class=per_class, progress=False, **sizes) / "imp1k"
+        root = generate(tmp / "synthetic", seed=0, imp1k_per_class=per_class, progress=False, **sizes)
+        folder = root / "imp1k" / "imgs"  # the design images (not their importance maps)
     int8 = tmp / "umsi_int8.onnx"
     overrides = [f"ckpt={ckpt}", f"output={int8}", "quantize=int8", f"calibration_images={folder}"]
     overrides += [f"n={args.n}", f"n_check={args.n_check}", "min_cc=-1", "max_kl=1e30", "min_class_agreement=0"]
