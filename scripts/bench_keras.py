@@ -11,21 +11,29 @@ Contenders, alternated call by call within each round (the order rotates every r
 240×320:
 
 * ``umsi.load(...).predict``: the whole prediction (letterbox, normalise, network, un-letterbox, min–max) of B
-  images of the input size;
-* the PyTorch network alone: ``Predictor.forward`` on the preprocessed batch;
+  images of the input size — fp32, bf16 (``precision="bf16"``: CPU autocast, oneDNN bf16 kernels) and int8 (the
+  ``umsi-export quantize=int8`` file, ONNX Runtime);
+* the networks alone: ``Predictor.forward`` on the preprocessed batch (PyTorch fp32, PyTorch bf16, int8 ONNX);
 * the Keras/TF network alone (``tf.function``) on the same batch, NHWC.
+
+The low-precision paths are checked against fp32 the way ``umsi-export`` checks an int8 file
+(``umsi.inference.quantize.accuracy_report``): on held-out images of the calibration folder (``--calibration-images``;
+by default synthetic Imp1k designs from ``umsi.data.synthetic``), map CC ≥ 0.99 and KL ≤ 0.01 on every image and the
+same class on ≥ 99 %. ``--ckpt`` times a trained model (e.g. ``make train``'s) instead of the ``.h5``'s weights; the
+Keras side then still runs the ``.h5`` (its time does not depend on the values) and its maps are not compared.
 
 Reported: wall seconds per image (median of every timed call; the best too), CPU seconds of the process per image
 (what each side used; on a loaded machine the wall time also depends on how its threads wait for each other), the
 Keras/PyTorch ratio of the wall times (> 1: PyTorch faster) and the largest difference of the maps (relative to the
 Keras map's range) and of the class probabilities. Targets (performance issue): PyTorch at least as fast as Keras
-at batch 1 and 8 (goal 2×), and ``predict`` no slower per image at batch 8 than at batch 1. Written to
-``<out>/keras.json`` and ``keras.md``.
+at batch 1 and 8 (goal 2×), ``predict`` no slower per image at batch 8 than at batch 1, and the fastest ``predict``
+that passes the accuracy check ≥ 2× Keras at batch 1 and 8. Written to ``<out>/keras.json`` and ``keras.md``.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import io
 import json
 import os
@@ -43,6 +51,13 @@ ROOT = Path(__file__).resolve().parent.parent
 WORKER = ROOT / "scripts" / "keras_umsi.py"
 DEFAULT_TF_PYTHON = ROOT / ".venv-tf" / "bin" / "python"
 TARGET_RATIO, GOAL_RATIO = 1.0, 2.0
+PREDICT, NETWORK, KERAS = "umsi.load(...).predict", "PyTorch network", "Keras/TF network"
+# the predict contender and the network contender of each precision
+PATHS = {
+    "fp32": (PREDICT, NETWORK),
+    "bf16": ("umsi.load(..., precision=bf16).predict", "PyTorch network bf16"),
+    "int8": ("umsi.load(int8 .onnx).predict", "int8 network (ONNX Runtime)"),
+}
 
 
 class KerasWorker:
@@ -117,9 +132,11 @@ def run(args: argparse.Namespace) -> dict:
     results: dict = {"threads": args.threads, "input_size": list(size), "batches": {}}
     with tempfile.TemporaryDirectory(prefix="umsi-bench-keras-") as tmp:
         h5 = args.h5 or _synthetic_h5(Path(tmp))
-        ckpt = Path(tmp) / "umsi_official.ckpt"
-        convert(h5, ckpt)
-        predictor = umsi.load(ckpt)
+        ckpt = args.ckpt
+        if ckpt is None:
+            ckpt = Path(tmp) / "umsi_official.ckpt"
+            convert(h5, ckpt)
+        predictors, results["accuracy"] = _low_precision(ckpt, Path(tmp), args)
         worker = KerasWorker(args.tf_python, h5, args.threads, size, Path(args.out) / "keras_worker.log")
         try:
             results["machine"] = {
@@ -128,11 +145,12 @@ def run(args: argparse.Namespace) -> dict:
                 "load_average": list(os.getloadavg()),
                 "torch": torch.__version__,
                 "weights": str(h5) if args.h5 else "synthetic .h5 in the released layout (random weights)",
+                "umsi_weights": str(args.ckpt) if args.ckpt else "the .h5's, converted",
                 **{f"tf_{k}": v for k, v in worker.info.items()},
             }
             images = _images(max(args.batches), size)
             for batch_size in args.batches:
-                results["batches"][str(batch_size)] = _compare(predictor, worker, images[:batch_size], args, as_bgr)
+                results["batches"][str(batch_size)] = _compare(predictors, worker, images[:batch_size], args, as_bgr)
         finally:
             worker.close()
     results["machine"]["load_average_after"] = list(os.getloadavg())
@@ -140,11 +158,56 @@ def run(args: argparse.Namespace) -> dict:
     return results
 
 
-def _compare(predictor, worker: KerasWorker, images: list, args: argparse.Namespace, as_bgr) -> dict:
-    """Time the three contenders on one batch, alternating; check that the outputs agree."""
+def _low_precision(ckpt: Path, tmp: Path, args: argparse.Namespace) -> tuple[dict, dict]:
+    """The fp32, bf16 and int8 predictors of ``ckpt`` and the accuracy reports of bf16 and int8 against fp32.
+
+    int8 is made by ``umsi-export quantize=int8`` itself (its report is the one stored in the file), with the
+    thresholds opened so that a failing model is still timed; ``passed`` is then judged at the default
+    thresholds, as for bf16, on the same held-out images."""
+    from hydra import compose, initialize_config_dir
+
+    from umsi.checkpoints.exported import load_exported
+    from umsi.inference.export import export_from_config
+    from umsi.inference.quantize import AccuracyThresholds, accuracy_report, load_images, passes, split_images
+    from umsi.paths import CONFIG_DIR
+
+    folder = args.calibration_images
+    if folder is None:
+        from umsi.data.synthetic import generate
+
+        per_class = -(-(args.n + args.n_check) // 5)  # five design classes
+        sizes = dict(salicon_train=1, salicon_val=1, gdi_train=1, gdi_val=1, imp1k_val_per_class=0)
+        root = generate(tmp / "synthetic", seed=0, imp1k_per_class=per_class, progress=False, **sizes)
+        folder = root / "imp1k" / "imgs"  # the design images (not their importance maps)
+    int8 = tmp / "umsi_int8.onnx"
+    overrides = [f"ckpt={ckpt}", f"output={int8}", "quantize=int8", f"calibration_images={folder}"]
+    overrides += [f"n={args.n}", f"n_check={args.n_check}", "min_cc=-1", "max_kl=1e30", "min_class_agreement=0"]
+    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
+        export_from_config(compose("export", overrides))
+    predictors = {
+        "fp32": umsi.load(ckpt),
+        "bf16": umsi.load(ckpt, precision="bf16"),
+        "int8": umsi.load(int8),
+    }
+    thresholds = AccuracyThresholds()
+    int8_report = load_exported(int8).metadata["quantization"]["accuracy_check"]
+    _, check = split_images(folder, args.n, None, args.n_check)
+    images = load_images(check, predictors["fp32"].input_size, predictors["fp32"].preprocessing)
+    names = [str(f.relative_to(folder)) for f in check]
+    bf16_report = accuracy_report(predictors["fp32"].forward(images), predictors["bf16"].forward(images), names)
+    accuracy = {"int8": {**int8_report, "passed": passes(int8_report, thresholds)}, "bf16": bf16_report}
+    for report in accuracy.values():
+        report["thresholds"] = dataclasses.asdict(thresholds)
+    accuracy["calibration"] = {"folder": str(folder), "n": args.n, "n_check": len(check)}
+    return predictors, accuracy
+
+
+def _compare(predictors: dict, worker: KerasWorker, images: list, args: argparse.Namespace, as_bgr) -> dict:
+    """Time the contenders on one batch, alternating; check that the outputs agree."""
     import numpy as np
     import torch
 
+    predictor = predictors["fp32"]
     batch = torch.stack([predictor.preprocess(as_bgr(image)) for image in images])
     nhwc = np.ascontiguousarray(batch.permute(0, 2, 3, 1).numpy())
     n = len(images)
@@ -154,21 +217,23 @@ def _compare(predictor, worker: KerasWorker, images: list, args: argparse.Namesp
         call()
         return time.perf_counter() - start, time.process_time() - cpu_start
 
-    def predict() -> tuple[float, float]:
-        return timed(lambda: predictor.predict(images, batch_size=n))
+    def predict(p) -> tuple[float, float]:
+        return timed(lambda: p.predict(images, batch_size=n))
 
-    def forward() -> tuple[float, float]:
-        return timed(lambda: predictor.forward(batch))
+    def forward(p) -> tuple[float, float]:
+        return timed(lambda: p.forward(batch))
 
-    contenders = {
-        "umsi.load(...).predict": lambda: [predict() for _ in range(args.repeats)],
-        "PyTorch network": lambda: [forward() for _ in range(args.repeats)],
-        "Keras/TF network": lambda: worker.forward(nhwc, args.repeats)[0],
-    }
-    # warm-up (first calls: allocations, TF graph tracing) and the agreement check
-    torch_maps, torch_probabilities = predictor.forward(batch)
+    contenders = {KERAS: lambda: worker.forward(nhwc, args.repeats)[0]}
+    for key, (predict_name, network_name) in PATHS.items():
+        p = predictors[key]
+        contenders[predict_name] = lambda p=p: [predict(p) for _ in range(args.repeats)]
+        contenders[network_name] = lambda p=p: [forward(p) for _ in range(args.repeats)]
+    # warm-up (first calls: allocations, TF graph tracing) and the agreement checks
+    outputs = {key: p.forward(batch) for key, p in predictors.items()}
+    torch_maps, torch_probabilities = outputs["fp32"]
     _, keras_maps, keras_probabilities = worker.forward(nhwc, 1)
-    predict()
+    for p in predictors.values():
+        predict(p)
     timings: dict[str, list[tuple[float, float]]] = {name: [] for name in contenders}
     names = list(contenders)
     for round_index in range(args.rounds):
@@ -177,6 +242,8 @@ def _compare(predictor, worker: KerasWorker, images: list, args: argparse.Namesp
             timings[name] += contenders[name]()
     per_image = {name: statistics.median(wall for wall, _ in values) / n for name, values in timings.items()}
     keras_range = float(keras_maps.max() - keras_maps.min())
+    fp32_range = float(torch_maps.max() - torch_maps.min())
+    same_weights = args.ckpt is None
     return {
         "seconds_per_image": per_image,
         "min_seconds_per_image": {name: min(wall for wall, _ in values) / n for name, values in timings.items()},
@@ -184,11 +251,24 @@ def _compare(predictor, worker: KerasWorker, images: list, args: argparse.Namesp
             name: statistics.median(cpu for _, cpu in values) / n for name, values in timings.items()
         },
         "calls": {name: len(values) for name, values in timings.items()},
-        "ratio_keras_over_predict": per_image["Keras/TF network"] / per_image["umsi.load(...).predict"],
-        "ratio_keras_over_network": per_image["Keras/TF network"] / per_image["PyTorch network"],
-        "map_max_abs_diff_over_range": float(np.abs(torch_maps.numpy() - keras_maps).max()) / max(keras_range, 1e-30),
+        "ratio_keras_over_predict": per_image[KERAS] / per_image[PREDICT],
+        "ratio_keras_over_network": per_image[KERAS] / per_image[NETWORK],
+        "ratios_keras_over": {
+            key: {"predict": per_image[KERAS] / per_image[a], "network": per_image[KERAS] / per_image[b]}
+            for key, (a, b) in PATHS.items()
+        },
+        "map_max_abs_diff_over_range": (
+            float(np.abs(torch_maps.numpy() - keras_maps).max()) / max(keras_range, 1e-30) if same_weights else None
+        ),
         "map_range": keras_range,
-        "probability_max_abs_diff": float(np.abs(torch_probabilities.numpy() - keras_probabilities).max()),
+        "probability_max_abs_diff": (
+            float(np.abs(torch_probabilities.numpy() - keras_probabilities).max()) if same_weights else None
+        ),
+        "low_precision_map_max_abs_diff_over_range": {
+            key: float((maps - torch_maps).abs().max()) / max(fp32_range, 1e-30)
+            for key, (maps, _) in outputs.items()
+            if key != "fp32"
+        },
     }
 
 
@@ -203,6 +283,18 @@ def _targets(results: dict) -> list[dict]:
                 "measured": round(ratio, 2),
                 "met": ratio >= TARGET_RATIO,
                 "goal_met": ratio >= GOAL_RATIO,
+            }
+        )
+    accuracy = results.get("accuracy")
+    for key, per in b.items() if accuracy else ():
+        passing = [k for k in PATHS if k == "fp32" or accuracy[k]["passed"]]
+        best = max(passing, key=lambda k: per["ratios_keras_over"][k]["predict"])
+        ratio = per["ratios_keras_over"][best]["predict"]
+        rows.append(
+            {
+                "target": f"fastest predict passing the accuracy check ≥ {GOAL_RATIO:.0f}× Keras at batch {key}",
+                "measured": f"{ratio:.2f}× ({best})",
+                "met": ratio >= GOAL_RATIO,
             }
         )
     if "1" in b and "8" in b:
@@ -241,8 +333,34 @@ def markdown(results: dict) -> str:
     for key, per in results["batches"].items():
         lines.append(
             f"| {key} | {per['ratio_keras_over_predict']:.2f}× | {per['ratio_keras_over_network']:.2f}× | "
-            f"{per['map_max_abs_diff_over_range']:.1e} | {per['probability_max_abs_diff']:.1e} |"
+            f"{_number(per['map_max_abs_diff_over_range'])} | {_number(per['probability_max_abs_diff'])} |"
         )
+    accuracy = results.get("accuracy")
+    if accuracy:
+        lines += ["", "| batch | path | Keras / predict | Keras / network | map diff / fp32 range |"]
+        lines += ["| --- | --- | --- | --- | --- |"]
+        for key, per in results["batches"].items():
+            for path, ratios in per["ratios_keras_over"].items():
+                diff = per["low_precision_map_max_abs_diff_over_range"].get(path)
+                lines.append(
+                    f"| {key} | {path} | {ratios['predict']:.2f}× | {ratios['network']:.2f}× | {_number(diff)} |"
+                )
+        calibration = accuracy["calibration"]
+        lines += [
+            "",
+            f"Accuracy against fp32 on {calibration['n_check']} held-out images of {calibration['folder']} (int8 "
+            f"calibrated on {calibration['n']} others):",
+            "",
+            "| path | map CC worst (image) | CC mean | KL worst (image) | KL mean | class agreement | passed |",
+            "| --- | --- | --- | --- | --- | --- | --- |",
+        ]
+        for path in ("bf16", "int8"):
+            r = accuracy[path]
+            lines.append(
+                f"| {path} | {r['cc']['worst']:.4f} ({r['cc']['worst_image']}) | {r['cc']['mean']:.4f} | "
+                f"{r['kl']['worst']:.4f} ({r['kl']['worst_image']}) | {r['kl']['mean']:.4f} | "
+                f"{r['class_agreement']:.1%} | {'yes' if r['passed'] else '**no**'} |"
+            )
     lines += ["", "| target | measured | met |", "| --- | --- | --- |"]
     for row in results["targets"]:
         met = "yes" if row["met"] else "**no**"
@@ -252,10 +370,22 @@ def markdown(results: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _number(value: float | None) -> str:
+    return "—" if value is None else f"{value:.1e}"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--tf-python", type=Path, default=DEFAULT_TF_PYTHON, help="the TensorFlow venv's python")
     parser.add_argument("--h5", type=Path, default=None, help="the released .h5 (default: a synthetic one)")
+    parser.add_argument(
+        "--ckpt", type=Path, default=None, help="a trained umsi checkpoint to time instead of the .h5's weights"
+    )
+    parser.add_argument(
+        "--calibration-images", type=Path, default=None, help="int8 calibration / check images (default: synthetic)"
+    )
+    parser.add_argument("--n", type=int, default=100, help="int8 calibration images")
+    parser.add_argument("--n-check", type=int, default=50, help="held-out images of the accuracy check")
     parser.add_argument("--threads", type=int, default=None, help="threads for both (default: torch's default)")
     parser.add_argument("--batches", type=int, nargs="+", default=[1, 8])
     parser.add_argument("--rounds", type=int, default=3, help="alternation rounds")

@@ -54,11 +54,21 @@ def calibration_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def int8_model(tmp_path_factory: pytest.TempPathFactory, calibration_folder: Path) -> Iterator[tuple[Path, str]]:
-    """(the int8 file of a seeded random UMSI() at 32×40, its checkpoint)."""
-    folder = tmp_path_factory.mktemp("int8")
+def tiny_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """A seeded random UMSI() at 32×40 (what load_model reads)."""
+    folder = tmp_path_factory.mktemp("tiny")
     torch.manual_seed(0)
-    ckpt = save_model(folder / "tiny.ckpt", UMSI(), INPUT_SIZE, CLASSES)
+    yield save_model(folder / "tiny.ckpt", UMSI(), INPUT_SIZE, CLASSES)
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def int8_model(
+    tmp_path_factory: pytest.TempPathFactory, calibration_folder: Path, tiny_checkpoint: Path
+) -> Iterator[tuple[Path, Path]]:
+    """(the int8 file of the tiny checkpoint, the checkpoint)."""
+    folder = tmp_path_factory.mktemp("int8")
+    ckpt = tiny_checkpoint
     output = folder / "tiny_int8.onnx"
     # the random network's maps are nearly flat: its int8 CC is lower than a trained model's, hence 0.9 here
     cfg = _export_cfg(ckpt, calibration_folder, output, "min_cc=0.9", "max_kl=0.05", "min_class_agreement=0.75")
@@ -72,9 +82,10 @@ def test_int8_export_is_quantized_and_carries_calibration_and_accuracy_report(
     path, _ = int8_model
     ops = {node.op_type for node in onnx.load(str(path)).graph.node}
     assert {"QuantizeLinear", "DequantizeLinear"} <= ops
-    meta = load_exported(path).metadata
-    assert meta["class_names"] == CLASSES and tuple(meta["input_size"]) == INPUT_SIZE
-    quantization = meta["quantization"]
+    card = load_exported(path).card  # the model card, with the calibration set and the accuracy report
+    assert list(card.class_names) == CLASSES and card.input_size == INPUT_SIZE
+    assert card.source["kind"] == "exported" and card.source["file"] == "tiny.ckpt"
+    quantization = card.quantization
     assert quantization["precision"] == "int8" and "QDQ" in quantization["method"]
     calibration = quantization["calibration"]
     assert calibration["folder"] == str(calibration_folder) and calibration["n"] == N_CALIBRATION
@@ -154,3 +165,15 @@ def test_serve_answers_for_the_int8_file_what_umsi_predict_writes(
     assert answer["class"] == row["class"]
     for name, p in answer["probabilities"].items():
         assert abs(p - row[f"p_{name}"]) <= 1e-6, name
+
+
+def test_bf16_on_the_cpu_runs_in_bf16_and_stays_close_to_fp32(tiny_checkpoint: Path, calibration_folder: Path) -> None:
+    """precision=bf16 on the CPU: autocast with oneDNN's bf16 kernels changes the maps a little (so it ran in
+    bf16), and the accuracy report against fp32 reads them as close."""
+    fp32, bf16 = umsi.load(tiny_checkpoint), umsi.load(tiny_checkpoint, precision="bf16")
+    files = sorted(calibration_folder.iterdir())
+    images = torch.stack([fp32.preprocess(cv2.imread(str(f))) for f in files])
+    reference, candidate = fp32.forward(images), bf16.forward(images)
+    assert not torch.equal(reference[0], candidate[0])
+    report = accuracy_report(reference, candidate, [f.name for f in files], AccuracyThresholds(0.95, 0.05, 0.75))
+    assert report["passed"], report

@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import tempfile
 from pathlib import Path
+from typing import Any
 
 from omegaconf import DictConfig
 
@@ -57,8 +58,10 @@ def export_from_config(cfg: DictConfig) -> Path:
     """What ``umsi-export`` does with its config (conf/export.yaml). The export's metadata is the checkpoint's
     model card at the export's input size (:func:`~umsi.checkpoints.exported.export_metadata`). Raises the
     project's user errors (one line naming the key): :class:`ConfigError` (format, output, input_size, an
-    existing output), :class:`MissingPathError` (ckpt), :class:`CheckpointError` (a file that does not load)
-    and :class:`ExportError` (parity check failed; nothing is written)."""
+    existing output, quantize options), :class:`MissingPathError` (ckpt), :class:`CheckpointError` (a file that
+    does not load), :class:`ExportError` (parity check failed) and, for ``quantize=int8``,
+    :class:`~umsi.inference.quantize.AccuracyCheckError` (the int8 model is too far from fp32); nothing is written
+    after an error."""
     fmt = str(cfg.format)
     if fmt not in FORMATS:
         raise ConfigError(f"format={fmt} is not supported; choose one of {', '.join(FORMATS)}")
@@ -106,7 +109,7 @@ def export_from_config(cfg: DictConfig) -> Path:
         if not all(diff < tolerance for diff in diffs.values()):  # NaN fails too
             raise ExportError(f"parity check failed (tolerance={tolerance:g}): {output} was not written")
         if quantize:
-            _quantize_checked(cfg, loaded, tmp, size)
+            _quantize_checked(cfg, loaded, tmp, size, metadata)
         os.replace(tmp, output)
     finally:
         tmp.unlink(missing_ok=True)
@@ -114,46 +117,42 @@ def export_from_config(cfg: DictConfig) -> Path:
     return output
 
 
-def _quantize_checked(cfg: DictConfig, loaded: LoadedModel, path: Path, size: tuple[int, int]) -> None:
+def _quantize_checked(
+    cfg: DictConfig, loaded: LoadedModel, path: Path, size: tuple[int, int], metadata: dict[str, Any]
+) -> None:
     """Replace the fp32 ONNX file ``path`` with its int8 version when it passes the accuracy check against fp32
     on held-out images (:class:`AccuracyCheckError` with the numbers otherwise; ``path`` is the caller's
-    temporary file). The calibration set and the report go into the file's metadata (``quantization``)."""
+    temporary file). ``metadata``: the fp32 export's card, stored with ``quantization`` (the calibration set and
+    the accuracy report) added."""
     folder = Path(str(cfg.calibration_images))
     calibration, check = split_images(
         folder, int(cfg.n), cfg.get("check_images"), int(cfg.get("n_check", 50)), int(cfg.get("seed", 0))
     )
     thresholds = AccuracyThresholds(float(cfg.min_cc), float(cfg.max_kl), float(cfg.min_class_agreement))
     print(f"quantizing to int8 with {len(calibration)} calibration images from {folder}")
-    fp32 = load_exported(path)
-    check_images = load_images(check, size, loaded.preprocessing)
-    reference = run_network(fp32, check_images)
-    del fp32
+    preprocessing = loaded.preprocessing
+    check_images = load_images(check, size, preprocessing)
+    reference = run_network(load_exported(path), check_images)
     quantized = path.with_name(path.stem + ".int8" + path.suffix)
     try:
-        quantize_int8(path, quantized, load_images(calibration, size, loaded.preprocessing))
-        report = accuracy_report(
-            reference,
-            run_network(load_exported(quantized), check_images),
-            [_name(f, folder) for f in check],
-            thresholds,
-        )
+        quantize_int8(path, quantized, load_images(calibration, size, preprocessing))
+        names = [_name(f, folder) for f in check]
+        report = accuracy_report(reference, run_network(load_exported(quantized), check_images), names, thresholds)
         print(f"accuracy check, int8 against fp32: {describe_report(report)}")
         if not report["passed"]:
             raise AccuracyCheckError(f"int8 against fp32 on {describe_report(report)}: nothing was written")
-        metadata = {
-            **export_metadata(loaded, size),
-            "quantization": {
-                "precision": "int8",
-                "method": QUANTIZATION_METHOD,
-                "calibration": {
-                    "folder": str(folder),
-                    "n": len(calibration),
-                    "files": [_name(f, folder) for f in calibration],
-                },
-                "accuracy_check": report,
-            },
+        calibration_set = {
+            "folder": str(folder),
+            "n": len(calibration),
+            "files": [_name(f, folder) for f in calibration],
         }
-        write_onnx_metadata(quantized, metadata)
+        quantization = {
+            "precision": "int8",
+            "method": QUANTIZATION_METHOD,
+            "calibration": calibration_set,
+            "accuracy_check": report,
+        }
+        write_onnx_metadata(quantized, {**metadata, "quantization": quantization})
         os.replace(quantized, path)
     finally:
         quantized.unlink(missing_ok=True)

@@ -153,12 +153,17 @@ def accuracy_report(
         "class_agreement": float(same.double().mean()),
         "class_disagreements": [str(n) for n, s in zip(names, same.tolist(), strict=True) if not s],
     }
-    report["passed"] = bool(
+    report["passed"] = passes(report, thresholds)
+    return report
+
+
+def passes(report: dict[str, Any], thresholds: AccuracyThresholds) -> bool:
+    """Whether an :func:`accuracy_report` meets ``thresholds`` (a NaN fails)."""
+    return bool(
         report["cc"]["worst"] >= thresholds.min_cc
         and report["kl"]["worst"] <= thresholds.max_kl
         and report["class_agreement"] >= thresholds.min_class_agreement
-    )  # a NaN fails
-    return report
+    )
 
 
 def describe_report(report: dict[str, Any]) -> str:

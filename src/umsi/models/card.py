@@ -157,6 +157,9 @@ class ModelCard:
     - ``calibration``: per domain (a class name), the post-processing parameters ``umsi-calibrate`` fitted
       (:class:`umsi.calibration.Calibration` as a dict); stored only when there is one, so files without stay
       readable by umsi versions before it.
+    - ``quantization``: only for a low-precision file (``umsi-export quantize=int8``), else None and not stored:
+      ``{"precision", "method", "calibration": {"folder", "n", "files"}, "accuracy_check": <the report of
+      umsi.inference.quantize.accuracy_report against fp32>}``.
     """
 
     architecture: str
@@ -170,6 +173,7 @@ class ModelCard:
     umsi_version: str = field(default_factory=umsi_version)
     format: int = CARD_FORMAT
     calibration: dict[str, dict[str, Any]] = field(default_factory=dict)
+    quantization: dict[str, Any] | None = None
 
     def __post_init__(self) -> None:
         if "." in self.architecture or not self.architecture:
@@ -204,7 +208,9 @@ class ModelCard:
             "name": self.name,
             "source": json.loads(json.dumps(self.source)),
             "umsi_version": self.umsi_version,
-        } | ({"calibration": json.loads(json.dumps(self.calibration))} if self.calibration else {})
+            **({"quantization": json.loads(json.dumps(self.quantization))} if self.quantization else {}),
+            **({"calibration": json.loads(json.dumps(self.calibration))} if self.calibration else {}),
+        }
 
     def to_json(self) -> str:
         """:meth:`to_dict` as one JSON line (keys sorted, so equal cards give equal text)."""
