@@ -191,6 +191,11 @@ def run_benchmarks(
             from umsi.bench.metrics import bench_metrics
 
             results["metrics"] = bench_metrics(n_maps=p["n_maps"], size=p["map_size"], device=device)
+        if "discovery" in parts:  # the registry's readers over SALICON- and UEyes-sized trees of empty files
+            from umsi.bench.discovery import bench_discovery
+
+            sizes = {"salicon": (200, 100), "ueyes": 100} if quick else {}
+            results["discovery"] = bench_discovery(Path(tmp) / "discovery", **sizes)
         if "serve" in parts:  # umsi-serve on the CPU, whatever the device
             from umsi.bench.serve import bench_serve, serve_sizes
 
@@ -298,6 +303,10 @@ def markdown_report(results: dict[str, Any]) -> str:
         from umsi.bench.serve import serve_markdown
 
         lines += serve_markdown(results["serve"])
+    if "discovery" in results:
+        from umsi.bench.discovery import discovery_markdown
+
+        lines += discovery_markdown(results["discovery"])
     if "metrics" in results:
         from umsi.bench.metrics import metrics_table
 

@@ -1,5 +1,5 @@
 """``umsi-bench`` / ``make bench`` / ``python -m umsi.cli.bench``: framework vs plain loop, inference, data
-pipeline, metrics and memory → ``outputs/bench/<date>/bench.{json,md}`` (:mod:`umsi.bench.run`)."""
+pipeline, metrics, dataset discovery and memory → ``outputs/bench/<date>/bench.{json,md}`` (:mod:`umsi.bench.run`)."""
 
 from __future__ import annotations
 
@@ -18,7 +18,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--device", default="auto", help="auto | cpu | cuda")
     parser.add_argument("--out", type=Path, default=None, help="default: outputs/bench/<date>")
     parser.add_argument("--quick", action="store_true", help="tiny sizes (a smoke test of the benchmark code)")
-    parser.add_argument("--parts", default="training,inference,data,metrics,serve", help="comma-separated subset")
+    parser.add_argument(
+        "--parts", default="training,inference,data,metrics,serve,discovery", help="comma-separated subset"
+    )
     parser.add_argument("--compile", action="store_true", help="also time torch.compile in the inference bench")
     parser.add_argument("--data", type=Path, default=None, help="a dataset root (salicon/…); default: synthetic")
     args = parser.parse_args(argv)
