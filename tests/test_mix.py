@@ -250,3 +250,27 @@ def test_umsi_eval_scores_the_mixed_runs_lists_and_prints_the_cross_table(
         assert f"{dataset} CC ↑" in header and f"{dataset} AUC-Judd ↑" in header and f"{dataset} SIM ↑" in header
     assert "| mix |" in cross and "| Center bias |" in cross
     assert "## ueyes" in text and "## osie" in text
+
+
+def test_ddp_ranks_split_each_epochs_mix_without_duplicates(synthetic_root: Path, tmp_path: Path, monkeypatch) -> None:
+    """As Lightning's data connector wraps a custom sampler under DDP: the ranks share each epoch's draw."""
+    from lightning_fabric.utilities.distributed import DistributedSamplerWrapper
+
+    monkeypatch.setenv("PL_GLOBAL_SEED", "0")
+    ueyes = make_ueyes(tmp_path / "ueyes", per_category=3)
+    entries = [
+        {"name": "imp1k", "root": str(synthetic_root / "imp1k")},
+        {"name": "salicon", "root": str(synthetic_root / "salicon"), "per_epoch": 5},
+        {"name": "ueyes", "root": str(ueyes), "per_epoch": 3},
+    ]
+    dm = MixDataModule(datasets=entries, num_classes=10, num_workers=0)
+    dm.setup("fit")
+    wrappers = [DistributedSamplerWrapper(dm.sampler, num_replicas=2, rank=rank, shuffle=True) for rank in (0, 1)]
+    for epoch in range(2):
+        for wrapper in wrappers:
+            wrapper.set_epoch(epoch)
+        dm.sampler.set_epoch(epoch)
+        drawn = list(dm.sampler)
+        ranks = [list(w) for w in wrappers]
+        assert not set(ranks[0]) & set(ranks[1]) and set(ranks[0]) | set(ranks[1]) == set(drawn)
+        assert len(drawn) == len(dm.train_set.datasets[0]) + 5 + 3
