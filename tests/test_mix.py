@@ -250,6 +250,9 @@ def test_umsi_eval_scores_the_mixed_runs_lists_and_prints_the_cross_table(
         assert f"{dataset} CC ↑" in header and f"{dataset} AUC-Judd ↑" in header and f"{dataset} SIM ↑" in header
     assert "| mix |" in cross and "| Center bias |" in cross
     assert "## ueyes" in text and "## osie" in text
+    style = results["datasets"]["ueyes"]["models"]["mix"]["ueyes_style"]
+    assert set(style) == {"kl_reversed", "nss_heat", "auc_heat"} and 0 <= style["auc_heat"] <= 1
+    assert "UEyes-style numbers" in text and "ueyes_style" not in results["datasets"]["osie"]["models"]["mix"]
 
 
 def test_ddp_ranks_split_each_epochs_mix_without_duplicates(synthetic_root: Path, tmp_path: Path, monkeypatch) -> None:

@@ -194,3 +194,21 @@ def test_data_check_of_a_mix_checks_every_dataset(
     assert run(_check_cfg("data=mix", entries)) == 1
     out = capsys.readouterr().out
     assert f"ERROR {copy / 'data' / 'stimuli' / '1002.jpg'}:" in out and " 1 error, 0 warnings" in out
+
+
+def test_ueyes_style_numbers_of_a_perfect_prediction(trees: dict[str, Path]) -> None:
+    import cv2
+
+    from umsi.evaluation.registered import ueyes_style
+
+    found = find_items("ueyes", trees["ueyes"])
+    items = materialise(found, found.part("val"), [], None)
+    perfect = [cv2.imread(str(it.saliency), cv2.IMREAD_GRAYSCALE).astype(np.float32) / 255 for it in items]
+    style = ueyes_style(items, perfect)
+    assert abs(style["kl_reversed"]) < 1e-6 and style["nss_heat"] > 0.3 and style["auc_heat"] > 0.9
+    flipped = ueyes_style(items, [p[::-1, ::-1].copy() for p in perfect])
+    assert (
+        flipped["kl_reversed"] > 0.1
+        and flipped["auc_heat"] < style["auc_heat"]
+        and flipped["nss_heat"] < style["nss_heat"]
+    )

@@ -15,14 +15,18 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import torch
 from omegaconf import DictConfig, OmegaConf
 
 from umsi.checkpoints.loading import LoadedModel
 from umsi.data.layouts import DatasetLayoutError, SaliencyItem
+from umsi.data.readers import read_map
 from umsi.data.registry import find_items, materialise
 from umsi.data.splits import read_split, recorded_images
-from umsi.data.transforms import SampleTransform
+from umsi.data.transforms import SampleTransform, unletterbox
 from umsi.evaluation.scoring import OtherFixations, ScoringSettings, model_predictor, score
+from umsi.metrics import functional as M
 
 log = logging.getLogger(__name__)
 
@@ -96,8 +100,11 @@ def evaluate_registered(
             log.info("%s images for %s: %s", name, loaded.name, source)
             others = OtherFixations(items)
             transform = SampleTransform(loaded.input_size, loaded.output_scale, loaded.preprocessing)
-            scored = score(items, transform, model_predictor(loaded), settings, others, f"{name}: {loaded.name}")
+            predict, captured = _capturing(model_predictor(loaded))
+            scored = score(items, transform, predict, settings, others, f"{name}: {loaded.name}")
             entry["models"][loaded.name] = summarize(scored, loaded.class_names)
+            if _layout(cfg, name) == "ueyes":
+                entry["models"][loaded.name]["ueyes_style"] = ueyes_style(items, captured)
             records += [{"dataset": name, "model": loaded.name, **r} for r in scored]
         base = score(items, transform, None, settings, None, f"{name}: centre bias")
         entry["models"][center_bias] = summarize(base, models[0].class_names)
@@ -107,6 +114,40 @@ def evaluate_registered(
             entry["note"] = UEYES_STYLE_NOTE
         entries[name] = entry
     return entries, records
+
+
+def _layout(cfg: DictConfig, name: str) -> str:
+    options = cfg.get("registered_options") or {}
+    return str((options.get(name) or {}).get("layout") or name)
+
+
+def _capturing(predict: Callable[[torch.Tensor], tuple[torch.Tensor, Any]]) -> tuple[Callable, list[np.ndarray]]:
+    """``predict`` that also keeps every (Ho, Wo) prediction, in the order scored (the scoring loader's order)."""
+    captured: list[np.ndarray] = []
+
+    def wrapped(images: torch.Tensor) -> tuple[torch.Tensor, Any]:
+        maps, logits = predict(images)
+        captured.extend(maps[:, 0].float().cpu().numpy())
+        return maps, logits
+
+    return wrapped, captured
+
+
+def ueyes_style(items: Sequence[SaliencyItem], predictions: Sequence[np.ndarray]) -> dict[str, float]:
+    """UEyes' own evaluation numbers (``evaluation/eval.py`` of the UEyes repo, as ``beyond-the-paper.md`` §1
+    describes it), means over images, each prediction un-letterboxed to its heatmap's size: ``kl_reversed`` =
+    KL(P‖GT) (the ``mit`` KL with the maps swapped), ``nss_heat`` = NSS with every non-zero heatmap pixel a
+    fixation, ``auc_heat`` = AUC-Judd with the heatmap thresholded at 0.7 of its maximum (our reading of
+    "thresholds the map at 0.7", unverified). Not comparable to the fixation-based NSS/AUC-Judd."""
+    sums = {"kl_reversed": 0.0, "nss_heat": 0.0, "auc_heat": 0.0}
+    for item, prediction in zip(items, predictions, strict=True):
+        target = read_map(item.saliency).astype(np.float32) / 255.0
+        p = torch.from_numpy(unletterbox(prediction, target.shape))[None].double()
+        g = torch.from_numpy(target)[None].double()
+        sums["kl_reversed"] += float(M.kl(g, p, convention="mit"))
+        sums["nss_heat"] += float(M.nss(p, (g > 0).double(), convention="mit"))
+        sums["auc_heat"] += float(M.auc_judd(p, (g >= 0.7 * g.max()).double(), convention="mit"))
+    return {key: value / max(len(items), 1) for key, value in sums.items()}
 
 
 def cross_table_markdown(results: Mapping[str, Any], convention: str = "umsi") -> str:
@@ -141,5 +182,19 @@ def dataset_tables_markdown(results: Mapping[str, Any], convention: str = "umsi"
             cells = [model, *("—" if values.get(m) is None else f"{values[m]:.3f}" for m, _ in CROSS_METRICS)]
             cells.append("—" if summary.get("acc") is None else f"{summary['acc']:.3f}")
             lines.append("| " + " | ".join(cells) + " |")
+        styled = {m: s["ueyes_style"] for m, s in dataset["models"].items() if s.get("ueyes_style")}
+        if styled:
+            lines += [
+                "",
+                "UEyes-style numbers (UEyes' evaluation/eval.py: KL(P‖GT), NSS and AUC on the heatmap; "
+                "not comparable to the fixation-based columns above):",
+                "",
+                "| Methods | KL(P‖GT) ↓ | NSS on heat pixels ↑ | AUC on heat ≥ 0.7 ↑ |",
+                "| --- | --- | --- | --- |",
+            ]
+            lines += [
+                f"| {m} | {v['kl_reversed']:.3f} | {v['nss_heat']:.3f} | {v['auc_heat']:.3f} |"
+                for m, v in styled.items()
+            ]
         lines.append("")
     return "\n".join(lines) + "\n" if lines else ""
