@@ -229,7 +229,8 @@ def test_umsi_eval_scores_the_mixed_runs_lists_and_prints_the_cross_table(
         f"registered_derived_dir={tmp_path / 'derived'}",
         f"paths.root_dir={tmp_path}",
         "examples=0",
-        "report.html=false",
+        "report.failures=0",
+        "report.dpi=30",
         "progress=false",
         "logger.wandb=false",
     ]
@@ -253,6 +254,8 @@ def test_umsi_eval_scores_the_mixed_runs_lists_and_prints_the_cross_table(
     style = results["datasets"]["ueyes"]["models"]["mix"]["ueyes_style"]
     assert set(style) == {"kl_reversed", "nss_heat", "auc_heat"} and 0 <= style["auc_heat"] <= 1
     assert "UEyes-style numbers" in text and "ueyes_style" not in results["datasets"]["osie"]["models"]["mix"]
+    page = (tmp_path / "eval" / "report.html").read_text()  # a section per registered dataset, and the cross table
+    assert "<h3>ueyes</h3>" in page and "<h3>osie</h3>" in page and "Models × datasets" in page
 
 
 def test_ddp_ranks_split_each_epochs_mix_without_duplicates(synthetic_root: Path, tmp_path: Path, monkeypatch) -> None:

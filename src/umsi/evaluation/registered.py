@@ -150,51 +150,79 @@ def ueyes_style(items: Sequence[SaliencyItem], predictions: Sequence[np.ndarray]
     return {key: value / max(len(items), 1) for key, value in sums.items()}
 
 
-def cross_table_markdown(results: Mapping[str, Any], convention: str = "umsi") -> str:
-    """Models × datasets: one row per model, for every evaluated dataset its CC, KL, NSS, AUC-Judd and SIM."""
+def _fmt(value: float | None) -> str:
+    return "—" if value is None else f"{value:.3f}"
+
+
+def _markdown(title: str, meta: str | None, headers: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
+    lines = [f"## {title}", ""] + ([meta, ""] if meta else [])
+    lines += ["| " + " | ".join(headers) + " |", "|" + " --- |" * len(headers)]
+    return lines + ["| " + " | ".join(row) + " |" for row in rows]
+
+
+def cross_table(results: Mapping[str, Any], convention: str = "umsi") -> tuple[list[str], list[list[str]], list[str]]:
+    """Models × datasets: (headers, one row per model with every evaluated dataset's CC, KL, NSS, AUC-Judd and
+    SIM, the datasets' notes)."""
     datasets = [k for k, v in results["datasets"].items() if v.get("status") == "evaluated"]
     models: list[str] = []
     for key in datasets:
         models += [m for m in results["datasets"][key]["models"] if m not in models]
     headers = ["Model", *(f"{key} {title}" for key in datasets for _, title in CROSS_METRICS)]
-    lines = ["## Models × datasets", "", "| " + " | ".join(headers) + " |", "|" + " --- |" * len(headers)]
+    rows = []
     for model in models:
         cells = [model]
         for key in datasets:
             values = results["datasets"][key]["models"].get(model, {}).get(convention, {})
-            cells += ["—" if values.get(m) is None else f"{values[m]:.3f}" for m, _ in CROSS_METRICS]
-        lines.append("| " + " | ".join(cells) + " |")
-    notes = [f"- {key}: {results['datasets'][key]['note']}" for key in datasets if results["datasets"][key].get("note")]
-    return "\n".join([*lines, "", *notes, ""]) + "\n"
+            cells += [_fmt(values.get(m)) for m, _ in CROSS_METRICS]
+        rows.append(cells)
+    notes = [f"{key}: {results['datasets'][key]['note']}" for key in datasets if results["datasets"][key].get("note")]
+    return headers, rows, notes
 
 
-def dataset_tables_markdown(results: Mapping[str, Any], convention: str = "umsi") -> str:
-    """One table per registered dataset: every model's CC, KL, NSS, AUC-Judd, SIM and accuracy."""
-    lines = []
+def dataset_tables(results: Mapping[str, Any], convention: str = "umsi") -> list[dict[str, Any]]:
+    """Per registered dataset: {title, meta, headers, rows} with every model's CC, KL, NSS, AUC-Judd, SIM and
+    accuracy, then, for UEyes, {title, headers, rows} of the UEyes-style numbers."""
+    tables = []
     for key, dataset in results["datasets"].items():
         if not dataset.get("registered"):
             continue
-        headers = ["Methods", *(title for _, title in CROSS_METRICS), "ACC ↑"]
-        lines += [f"## {key}", "", f"{dataset['n_images']} images, root `{dataset['root']}`.", ""]
-        lines += ["| " + " | ".join(headers) + " |", "|" + " --- |" * len(headers)]
-        for model, summary in dataset["models"].items():
-            values = summary.get(convention, {})
-            cells = [model, *("—" if values.get(m) is None else f"{values[m]:.3f}" for m, _ in CROSS_METRICS)]
-            cells.append("—" if summary.get("acc") is None else f"{summary['acc']:.3f}")
-            lines.append("| " + " | ".join(cells) + " |")
+        rows = [
+            [model, *(_fmt(summary.get(convention, {}).get(m)) for m, _ in CROSS_METRICS), _fmt(summary.get("acc"))]
+            for model, summary in dataset["models"].items()
+        ]
+        tables.append(
+            {
+                "title": key,
+                "meta": f"{dataset['n_images']} images, root `{dataset['root']}`.",
+                "headers": ["Methods", *(title for _, title in CROSS_METRICS), "ACC ↑"],
+                "rows": rows,
+            }
+        )
         styled = {m: s["ueyes_style"] for m, s in dataset["models"].items() if s.get("ueyes_style")}
         if styled:
-            lines += [
-                "",
-                "UEyes-style numbers (UEyes' evaluation/eval.py: KL(P‖GT), NSS and AUC on the heatmap; "
-                "not comparable to the fixation-based columns above):",
-                "",
-                "| Methods | KL(P‖GT) ↓ | NSS on heat pixels ↑ | AUC on heat ≥ 0.7 ↑ |",
-                "| --- | --- | --- | --- |",
-            ]
-            lines += [
-                f"| {m} | {v['kl_reversed']:.3f} | {v['nss_heat']:.3f} | {v['auc_heat']:.3f} |"
-                for m, v in styled.items()
-            ]
-        lines.append("")
+            tables.append(
+                {
+                    "title": f"{key}: UEyes-style numbers (UEyes' evaluation/eval.py: KL(P‖GT), NSS and AUC on the "
+                    "heatmap; not comparable to the fixation-based columns)",
+                    "meta": None,
+                    "headers": ["Methods", "KL(P‖GT) ↓", "NSS on heat pixels ↑", "AUC on heat ≥ 0.7 ↑"],
+                    "rows": [
+                        [m, _fmt(v["kl_reversed"]), _fmt(v["nss_heat"]), _fmt(v["auc_heat"])] for m, v in styled.items()
+                    ],
+                }
+            )
+    return tables
+
+
+def cross_table_markdown(results: Mapping[str, Any], convention: str = "umsi") -> str:
+    """The models × datasets table (:func:`cross_table`) as markdown."""
+    headers, rows, notes = cross_table(results, convention)
+    return "\n".join([*_markdown("Models × datasets", None, headers, rows), "", *(f"- {n}" for n in notes), ""]) + "\n"
+
+
+def dataset_tables_markdown(results: Mapping[str, Any], convention: str = "umsi") -> str:
+    """The tables of :func:`dataset_tables` as markdown ("" without registered datasets)."""
+    lines = []
+    for table in dataset_tables(results, convention):
+        lines += [*_markdown(table["title"], table["meta"], table["headers"], table["rows"]), ""]
     return "\n".join(lines) + "\n" if lines else ""
