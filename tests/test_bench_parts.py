@@ -102,3 +102,12 @@ def test_metrics_bench_on_tiny_maps() -> None:
     table = metrics_table(result)
     assert all(name in table for name in METRICS) and "umsi-eval scoring (2 maps" in table and "load average" in table
     assert "Independent input set (4 maps of 48×64" in table
+
+
+def test_discovery_bench_finds_every_item_of_its_trees(tmp_path: Path) -> None:
+    from umsi.bench.discovery import bench_discovery, discovery_markdown
+
+    result = bench_discovery(tmp_path, salicon=(30, 10), ueyes=20, repeats=2)
+    assert result["salicon"]["items"] == 40 and result["ueyes"]["items"] == 20
+    assert len(result["salicon"]["all_seconds"]) == 2 and result["salicon"]["seconds"] > 0
+    assert "| ueyes | 20 |" in "\n".join(discovery_markdown(result))

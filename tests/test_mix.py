@@ -229,7 +229,8 @@ def test_umsi_eval_scores_the_mixed_runs_lists_and_prints_the_cross_table(
         f"registered_derived_dir={tmp_path / 'derived'}",
         f"paths.root_dir={tmp_path}",
         "examples=0",
-        "report.html=false",
+        "report.failures=0",
+        "report.dpi=30",
         "progress=false",
         "logger.wandb=false",
     ]
@@ -250,3 +251,32 @@ def test_umsi_eval_scores_the_mixed_runs_lists_and_prints_the_cross_table(
         assert f"{dataset} CC ↑" in header and f"{dataset} AUC-Judd ↑" in header and f"{dataset} SIM ↑" in header
     assert "| mix |" in cross and "| Center bias |" in cross
     assert "## ueyes" in text and "## osie" in text
+    style = results["datasets"]["ueyes"]["models"]["mix"]["ueyes_style"]
+    assert set(style) == {"kl_reversed", "nss_heat", "auc_heat"} and 0 <= style["auc_heat"] <= 1
+    assert "UEyes-style numbers" in text and "ueyes_style" not in results["datasets"]["osie"]["models"]["mix"]
+    page = (tmp_path / "eval" / "report.html").read_text()  # a section per registered dataset, and the cross table
+    assert "<h3>ueyes</h3>" in page and "<h3>osie</h3>" in page and "Models × datasets" in page
+
+
+def test_ddp_ranks_split_each_epochs_mix_without_duplicates(synthetic_root: Path, tmp_path: Path, monkeypatch) -> None:
+    """As Lightning's data connector wraps a custom sampler under DDP: the ranks share each epoch's draw."""
+    from lightning_fabric.utilities.distributed import DistributedSamplerWrapper
+
+    monkeypatch.setenv("PL_GLOBAL_SEED", "0")
+    ueyes = make_ueyes(tmp_path / "ueyes", per_category=3)
+    entries = [
+        {"name": "imp1k", "root": str(synthetic_root / "imp1k")},
+        {"name": "salicon", "root": str(synthetic_root / "salicon"), "per_epoch": 5},
+        {"name": "ueyes", "root": str(ueyes), "per_epoch": 3},
+    ]
+    dm = MixDataModule(datasets=entries, num_classes=10, num_workers=0)
+    dm.setup("fit")
+    wrappers = [DistributedSamplerWrapper(dm.sampler, num_replicas=2, rank=rank, shuffle=True) for rank in (0, 1)]
+    for epoch in range(2):
+        for wrapper in wrappers:
+            wrapper.set_epoch(epoch)
+        dm.sampler.set_epoch(epoch)
+        drawn = list(dm.sampler)
+        ranks = [list(w) for w in wrappers]
+        assert not set(ranks[0]) & set(ranks[1]) and set(ranks[0]) | set(ranks[1]) == set(drawn)
+        assert len(drawn) == len(dm.train_set.datasets[0]) + 5 + 3

@@ -180,3 +180,35 @@ def test_ueyes_without_info_csv_is_an_error(tmp_path: Path, capsys) -> None:
     (root / "info.csv").unlink()
     assert run(_check_cfg("data=ueyes", f"data.root={root}")) == 1
     assert f"ERROR {root / 'info.csv'}: info.csv is missing" in capsys.readouterr().out
+
+
+def test_data_check_of_a_mix_checks_every_dataset(
+    trees: dict[str, Path], synthetic_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    copy = Path(shutil.copytree(trees["osie"], tmp_path / "osie"))
+    (copy / "data" / "stimuli" / "1002.jpg").write_bytes(b"not an image")
+    entries = (
+        f"data.datasets=[{{name:salicon,root:'{synthetic_root / 'salicon'}'}},"
+        f"{{name:ueyes,root:'{trees['ueyes']}'}},{{name:osie,root:'{copy}'}}]"
+    )
+    assert run(_check_cfg("data=mix", entries)) == 1
+    out = capsys.readouterr().out
+    assert f"ERROR {copy / 'data' / 'stimuli' / '1002.jpg'}:" in out and " 1 error, 0 warnings" in out
+
+
+def test_ueyes_style_numbers_of_a_perfect_prediction(trees: dict[str, Path]) -> None:
+    import cv2
+
+    from umsi.evaluation.registered import ueyes_style
+
+    found = find_items("ueyes", trees["ueyes"])
+    items = materialise(found, found.part("val"), [], None)
+    perfect = [cv2.imread(str(it.saliency), cv2.IMREAD_GRAYSCALE).astype(np.float32) / 255 for it in items]
+    style = ueyes_style(items, perfect)
+    assert abs(style["kl_reversed"]) < 1e-6 and style["nss_heat"] > 0.3 and style["auc_heat"] > 0.9
+    flipped = ueyes_style(items, [p[::-1, ::-1].copy() for p in perfect])
+    assert (
+        flipped["kl_reversed"] > 0.1
+        and flipped["auc_heat"] < style["auc_heat"]
+        and flipped["nss_heat"] < style["nss_heat"]
+    )

@@ -207,6 +207,11 @@ def run_benchmarks(
             from umsi.bench.calibration import bench_calibration
 
             results["calibration"] = bench_calibration(quick)
+        if "discovery" in parts:  # the registry's readers over SALICON- and UEyes-sized trees of empty files
+            from umsi.bench.discovery import bench_discovery
+
+            sizes = {"salicon": (200, 100), "ueyes": 100} if quick else {}
+            results["discovery"] = bench_discovery(Path(tmp) / "discovery", **sizes)
         if "serve" in parts:  # umsi-serve on the CPU, whatever the device
             from umsi.bench.serve import bench_serve, serve_sizes
 
@@ -330,6 +335,10 @@ def markdown_report(results: dict[str, Any]) -> str:
         from umsi.bench.serve import serve_markdown
 
         lines += serve_markdown(results["serve"])
+    if "discovery" in results:
+        from umsi.bench.discovery import discovery_markdown
+
+        lines += discovery_markdown(results["discovery"])
     if "metrics" in results:
         from umsi.bench.metrics import metrics_table
 
@@ -353,7 +362,16 @@ def write_benchmarks(
     out: str | Path | None = None,
     device: str = "auto",
     quick: bool = False,
-    parts: Sequence[str] = ("training", "inference", "data", "metrics", "serve", "encoders", "calibration"),
+    parts: Sequence[str] = (
+        "training",
+        "inference",
+        "data",
+        "metrics",
+        "serve",
+        "encoders",
+        "calibration",
+        "discovery",
+    ),
     data: Path | None = None,
     compile_model: bool = False,
 ) -> tuple[str, Path]:

@@ -450,8 +450,7 @@ def _resolve(data: Mapping[str, Any] | DictConfig, root: str | Path | None) -> t
     root = root if root is not None else data.get("root")
     if kind not in KINDS and kind not in LAYOUTS:
         raise DatasetConfigError(
-            f"unknown dataset layout {kind!r}: use data=<one of {sorted({*KINDS, *LAYOUTS})}> (data=mix is checked "
-            "per dataset by umsi-train)"
+            f"unknown dataset layout {kind!r}: use data=<one of {sorted({*KINDS, *LAYOUTS})}> or data=mix"
         )
     if not root:
         raise DatasetConfigError("data.root is not set: pass data.root=<dataset folder>")
@@ -479,6 +478,14 @@ def scan_dataset(
     or the class mapping file does not exist; everything else is reported as a :class:`Problem`."""
     if isinstance(data, str):
         data = {"kind": data, "class_mapping": class_mapping, "split_file": split_file}
+    if root is None and data.get("datasets") is not None:  # data=mix: every dataset of the list, each by its layout
+        problems, files = [], 0
+        for entry in data["datasets"]:
+            entry = dict(entry)
+            layout = {"layout": entry.get("layout") or entry.get("name"), "split_file": IMP1K_SPLIT_FILE, **entry}
+            found, checked = scan_dataset(layout, entry.get("root"), progress=progress)
+            problems, files = problems + found, files + checked
+        return problems, files
     kind, root_path, options = _resolve(data, root)
     problems: list[Problem] = []
     if kind not in KINDS:

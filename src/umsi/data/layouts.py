@@ -24,6 +24,7 @@ GDI (graphic design importance, Bylinskii et al., UIST'17; no class labels, no f
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -58,7 +59,11 @@ class SaliencyItem:
 
 
 def _images_in(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+    """The image files of ``folder``, sorted by name (``os.scandir``: no ``stat`` per file, no ``Path`` sorting;
+    15,000 SALICON items are found in well under a second, ``make bench``'s discovery part)."""
+    with os.scandir(folder) as entries:
+        names = sorted(e.name for e in entries if os.path.splitext(e.name)[1].lower() in IMAGE_SUFFIXES and e.is_file())
+    return [folder / name for name in names]
 
 
 def _require_dir(path: Path, what: str, key: str) -> Path:
@@ -85,6 +90,8 @@ def _map_of(image: Path, maps: dict[str, Path], maps_dir: Path, dataset: str, li
 
 
 def _skipped(item: SaliencyItem, skip: Collection[Path]) -> bool:
+    if not skip:
+        return False
     return item.image in skip or item.saliency in skip or (item.fixations is not None and item.fixations in skip)
 
 
@@ -100,7 +107,7 @@ def salicon_items(
     fix_dir = root / "fixations" / split
     fixations = {p.stem: p for p in fix_dir.glob("*.mat")} if fix_dir.is_dir() else None
     items = []
-    for image in (p for p in images if p not in skip):
+    for image in (p for p in images if not skip or p not in skip):
         saliency = _map_of(image, maps, root / "maps" / split, "SALICON")
         fix = None
         if fixations is not None:

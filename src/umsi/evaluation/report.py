@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from umsi.data.layouts import NATURAL_IMAGES
-from umsi.evaluation.registered import cross_table_markdown, dataset_tables_markdown
+from umsi.evaluation.registered import cross_table, cross_table_markdown, dataset_tables, dataset_tables_markdown
 from umsi.utils.io import atomic_write, write_json
 from umsi.visualize import class_title
 
@@ -61,6 +61,18 @@ def paper_tables(results: dict[str, Any], convention: str = "umsi") -> list[Tabl
             table.rows = [_cells(name, s, columns, convention) for name, s in dataset["models"].items()]
         tables.append(table)
     return [*tables, _per_class_table(results)]
+
+
+def registered_tables(results: dict[str, Any], convention: str = "umsi") -> list[Table]:
+    """report.html's tables of ``umsi-eval registered=[…]``: one per registered dataset (UEyes-style numbers in
+    their own table) and the models × datasets cross table; none without registered datasets."""
+    if not any(entry.get("registered") for entry in results["datasets"].values()):
+        return []
+    tables = [
+        Table(t["title"], list(t["headers"]), [list(r) for r in t["rows"]]) for t in dataset_tables(results, convention)
+    ]
+    headers, rows, notes = cross_table(results, convention)
+    return [*tables, Table("Models × datasets" + "".join(f" — {n}" for n in notes), headers, rows)]
 
 
 def tables_markdown(results: dict[str, Any], convention: str = "umsi") -> str:

@@ -30,7 +30,7 @@ from umsi.data.readers import read_image_bgr, read_map
 from umsi.data.transforms import SampleTransform
 from umsi.errors import ConfigError
 from umsi.evaluation import figures as F
-from umsi.evaluation.report import DATASET_TITLES, TABLES, paper_tables
+from umsi.evaluation.report import DATASET_TITLES, TABLES, paper_tables, registered_tables
 from umsi.evaluation.training_log import stage_logs
 from umsi.utils.io import atomic_write
 from umsi.visualize import MAP_STYLES, PredictionRow, class_title, figure_png, prediction_grid, row_label
@@ -373,12 +373,13 @@ def render_html(results: Mapping[str, Any], sections: Sequence[Section]) -> str:
         for _, key, _, _ in TABLES
         if key in results["datasets"]
     ]
+    datasets += [{"title": key, **entry} for key, entry in results["datasets"].items() if entry.get("registered")]
     return env.get_template(TEMPLATE).render(
         created=datetime.now().strftime("%Y-%m-%d %H:%M"),
         settings=results["settings"],
         models=results["models"],
         datasets=datasets,
-        tables=paper_tables(results),
+        tables=[*paper_tables(results), *registered_tables(results)],  # + umsi-eval registered=[…]
         sections=sections,
     )
 
