@@ -22,7 +22,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--parts",
         default="training,inference,data,metrics,serve,encoders,calibration,discovery",
-        help="comma-separated subset (encoders: each hparams_search=encoders preset's forward time at 240×320; discovery: the dataset registry's readers over 10,000 SALICON and 2,000 UEyes items)",
+        help="comma-separated subset (encoders: each hparams_search=encoders preset's forward time at 240×320; "
+        "discovery: the dataset registry's readers over 10,000 SALICON and 2,000 UEyes items)",
     )
     parser.add_argument("--compile", action="store_true", help="also time torch.compile in the inference bench")
     parser.add_argument("--data", type=Path, default=None, help="a dataset root (salicon/…); default: synthetic")
