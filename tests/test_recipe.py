@@ -107,7 +107,9 @@ def _encoder_compared(checkpoint: dict[str, Any], expected: dict[str, torch.Tens
 # model.pretrained
 
 
-def test_offline_with_an_empty_cache_stops_before_a_run_folder(synthetic_root: Path, tmp_path: Path) -> None:
+def _offline_pretrained_run(synthetic_root: Path, tmp_path: Path) -> tuple[list[str], dict[str, str], Path]:
+    """(command, environment, run folder) of ``umsi-train experiment=reproduce model.pretrained=true`` offline, with
+    timm's caches under ``tmp_path`` (``hf``, ``torch``)."""
     env = {**ENV, "HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path / "hf"), "TORCH_HOME": str(tmp_path / "torch")}
     run_dir = tmp_path / "run"
     cmd = [
@@ -118,6 +120,11 @@ def test_offline_with_an_empty_cache_stops_before_a_run_folder(synthetic_root: P
         "data.salicon_per_epoch=12",  # all the fixture has: no warning before the error line
         f"hydra.run.dir={run_dir}",
     ]
+    return cmd, env, run_dir
+
+
+def test_offline_with_an_empty_cache_stops_before_a_run_folder(synthetic_root: Path, tmp_path: Path) -> None:
+    cmd, env, run_dir = _offline_pretrained_run(synthetic_root, tmp_path)
     result = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=tmp_path, timeout=600)
     assert result.returncode == 2, result.stderr[-2000:]
     line = _one_line(result.stderr)
@@ -136,21 +143,12 @@ def test_a_damaged_cached_weights_file_is_refused_before_a_run_folder(
     """An empty and a partial cached encoder weights file (an interrupted copy of the cache to an offline machine):
     the pre-run check opens it as the loader does and refuses it with one line naming the file and saying to
     delete it, exit code 2 and no run folder (it used to pass, make the folder and fail in training, exit 1)."""
-    env = {**ENV, "HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path / "hf"), "TORCH_HOME": str(tmp_path / "torch")}
+    cmd, env, run_dir = _offline_pretrained_run(synthetic_root, tmp_path)
     url = timm.models.get_pretrained_cfg("legacy_xception").url
     cached = tmp_path / "torch" / "hub" / "checkpoints" / Path(url).name
     cached.parent.mkdir(parents=True)
     whole = tmp_path / "whole.pth"
     torch.save(legacy_state, whole)
-    run_dir = tmp_path / "run"
-    cmd = [
-        str(BIN / "umsi-train"),
-        "experiment=reproduce",
-        "model.pretrained=true",
-        f"paths.datasets_dir={synthetic_root}",
-        "data.salicon_per_epoch=12",
-        f"hydra.run.dir={run_dir}",
-    ]
     for kind, data in {"empty": b"", "partial": whole.read_bytes()[: whole.stat().st_size // 3]}.items():
         cached.write_bytes(data)
         result = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=tmp_path, timeout=600)
