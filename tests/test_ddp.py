@@ -139,10 +139,10 @@ def test_ddp_spawn_validation_matches_one_process(one_and_two_processes: dict[st
     assert sorted(p.name for p in two["ranks"].iterdir()) == ["rank0_of_2.json", "rank1_of_2.json"]
     for name in METRICS:
         assert two["val"][name] == pytest.approx(one["val"][name], rel=1e-5, abs=1e-6), name
-    # the final evaluation (one process, the best checkpoint) sees the same, unchanged weights
+    # the final evaluation (one process, the best checkpoint) sees the same, unchanged weights; it scores as umsi-eval
+    # does (original frame, Imp1k val only: tests/test_runs.py), so it is compared run to run, not with val/*
     for name in ("cc", "kl", "acc"):
         assert two["summary"]["model"][name] == pytest.approx(one["summary"]["model"][name], rel=1e-5), name
-        assert two["summary"]["model"][name] == pytest.approx(two["val"][f"val/{name}"], rel=1e-5), name
     # the real run's ranks split the epoch's 4 SALICON images (and everything else) without overlap
     paths = [json.loads((two["ranks"] / f"rank{r}_of_2.json").read_text())["0"] for r in (0, 1)]
     single = json.loads((one["ranks"] / "rank0_of_1.json").read_text())["0"]

@@ -9,6 +9,7 @@ import pytorch_lightning as pl
 from pytorch_lightning.callbacks import Checkpoint, ModelCheckpoint
 from pytorch_lightning.utilities import rank_zero_only
 
+from umsi import runs
 from umsi.utils.io import write_json
 
 
@@ -27,7 +28,9 @@ def best_checkpoint(trainer: pl.Trainer) -> dict[str, object]:
 
 
 class BestCheckpointHandoff(Checkpoint):
-    """Writes :func:`best_checkpoint` to ``path`` after every validation, every training epoch and at the end of
+    """Writes :func:`best_checkpoint` to ``path`` (default: the stage folder's ``best_checkpoint.json``,
+    :func:`umsi.runs.best_checkpoint_file` of the trainer's ``default_root_dir``, which
+    :func:`umsi.runs.best_checkpoint` reads) after every validation, every training epoch and at the end of
     fitting, each time after the ``ModelCheckpoint`` callbacks have saved (and deleted what they replace), so the
     file never names a checkpoint that is gone, even when the run is killed between two epochs.
 
@@ -37,8 +40,8 @@ class BestCheckpointHandoff(Checkpoint):
     callbacks to the end. So this is a ``Checkpoint`` (it saves no model itself) and :meth:`setup` moves it behind
     the last ``ModelCheckpoint``."""
 
-    def __init__(self, path: str) -> None:
-        self.path = Path(path)
+    def __init__(self, path: str | None = None) -> None:
+        self.path = Path(path) if path is not None else None
 
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
         callbacks = [c for c in trainer.callbacks if c is not self]
@@ -50,7 +53,7 @@ class BestCheckpointHandoff(Checkpoint):
     def _write(self, trainer: pl.Trainer) -> None:
         if trainer.sanity_checking or not isinstance(trainer.checkpoint_callback, ModelCheckpoint):
             return
-        write_json(self.path, best_checkpoint(trainer))
+        write_json(self.path or runs.best_checkpoint_file(trainer.default_root_dir), best_checkpoint(trainer))
 
     def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self._write(trainer)
