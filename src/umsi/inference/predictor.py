@@ -258,10 +258,15 @@ class Predictor:
 
 def load(path: str | Path, device: str = "cpu", precision: str = "32") -> Predictor:
     """A ready ``Predictor`` from a training checkpoint, converted official weights (``.ckpt`` or the ``.h5``)
-    or an exported model (``.onnx`` through onnxruntime, ``.ts`` TorchScript). A PyTorch network is loaded in
+    or an exported model (``.onnx`` through onnxruntime, ``.ts`` TorchScript), or a ``umsi-train`` run or stage
+    folder (its best checkpoint, :func:`umsi.checkpoints.loading.model_file`). A PyTorch network is loaded in
     eval mode with its BatchNorms folded into the convolutions (``umsi.inference.fold``): the same maps to float
     rounding, one pass less per layer; it is for inference, not for training."""
     path = Path(path)
+    if path.is_dir():
+        from umsi.checkpoints.loading import model_file
+
+        path = model_file(path, "path")
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
     if path.suffix.lower() in EXPORTED_SUFFIXES:
