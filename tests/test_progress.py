@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
+from conftest import tiny_overrides
 from umsi.callbacks.progress import RunProgress, StagePlan, limited_batches
+from umsi.training.runner import plan_run
 
 
 class Clock:
@@ -61,3 +65,15 @@ def test_lightning_batch_limits() -> None:
     assert limited_batches(100, 60) == 60
     assert limited_batches(40, 60) == 40
     assert limited_batches(100, 1.0) == 100
+
+
+def test_a_run_is_planned_only_when_its_row_is_shown(hydra_conf, synthetic_root: Path, tmp_path: Path) -> None:
+    overrides = tiny_overrides(synthetic_root, tmp_path / "run")
+    quiet = hydra_conf([*overrides, "stage=pretrain"])  # the tests' runs: no progress bar, nothing to count
+    assert plan_run({"pretrain": quiet}) is None
+    shown = hydra_conf([*(o for o in overrides if o != "~callbacks.progress_bar"), "stage=pretrain"])
+    progress = plan_run({"pretrain": shown})
+    assert progress is not None
+    # 12 SALICON training images in batches of 4; 4 val images in one batch of 8; 1 epoch, no sanity check
+    assert progress.stages == [StagePlan("pretrain", epochs=1, train_batches=3, val_batches=1, sanity_batches=0)]
+    assert progress.total == {"train": 3, "val": 1 + 1}
