@@ -285,9 +285,18 @@ def plan_stage(cfg: DictConfig, skip_files: Sequence[str] = ()) -> StagePlan:
     )
 
 
-def plan_run(stages: dict[str, DictConfig]) -> RunProgress:
+def plan_run(stages: dict[str, DictConfig]) -> RunProgress | None:
     """The whole run's progress: every stage of ``stages`` (name → config), then the final evaluation (the last
-    stage's validation loader)."""
+    stage's validation loader); ``None`` (nothing counted) when no stage shows a
+    :class:`~umsi.callbacks.progress.RunProgressBar`."""
+    shown = [
+        entry
+        for stage_cfg in stages.values()
+        for entry in (stage_cfg.get("callbacks") or {}).values()
+        if entry is not None and str(entry.get("_target_", "")).endswith(RunProgressBar.__name__)
+    ]
+    if not shown:
+        return None
     plans = [plan_stage(stage_cfg) for stage_cfg in stages.values()]
     return RunProgress(plans, final_batches=plans[-1].val_batches if plans else 0)
 
