@@ -13,7 +13,8 @@ from typing import Any
 import numpy as np
 from omegaconf import DictConfig
 
-from umsi.checkpoints.loading import LoadedModel, find_latest_checkpoint, load_model
+from umsi.checkpoints.exported import SUFFIXES as EXPORTED_SUFFIXES
+from umsi.checkpoints.loading import LoadedModel, find_latest_checkpoint, load_exported_model, load_model
 from umsi.data import layouts
 from umsi.data.splits import SPLIT_FILE, read_split, recorded_images
 from umsi.data.transforms import SampleTransform
@@ -244,7 +245,10 @@ def _load_models(cfg: DictConfig) -> list[LoadedModel]:
     for i, ckpt in enumerate(checkpoints):
         path = find_latest_checkpoint(cfg.outputs_dir) if ckpt == "latest" else Path(ckpt)
         name = names[i] if i < len(names) else None
-        models.append(load_model(path, name=name, device=cfg.device))
+        if path.suffix.lower() in EXPORTED_SUFFIXES:  # an umsi-export file (int8 included): onnxruntime / the CPU
+            models.append(load_exported_model(path, name=name))
+        else:
+            models.append(load_model(path, name=name, device=cfg.device))
         log.info("model %s: %s", models[-1].name, path)
     return models
 
