@@ -22,6 +22,7 @@ import umsi
 from test_serve import CLASSES, design_picture
 from umsi.checkpoints.exported import load_exported
 from umsi.checkpoints.loading import save_model
+from umsi.evaluation.runner import _load_models
 from umsi.inference import export as export_module
 from umsi.inference.export import export_from_config
 from umsi.inference.predict import run_predict
@@ -96,8 +97,15 @@ def test_int8_export_is_quantized_and_carries_calibration_and_accuracy_report(
     assert report["thresholds"] == {"min_cc": 0.9, "max_kl": 0.05, "min_class_agreement": 0.75}
     assert 0.9 <= report["cc"]["worst"] <= report["cc"]["mean"] <= 1.0
     assert 0.0 <= report["kl"]["mean"] <= report["kl"]["worst"] <= 0.05
-    prediction = umsi.load(path).predict(str(calibration_folder / "design_0.png"))
+    predictor = umsi.load(path)
+    prediction = predictor.predict(str(calibration_folder / "design_0.png"))
     assert prediction.heatmap.shape == (120, 160) and prediction.probabilities.sum() == pytest.approx(1.0, abs=1e-5)
+    # umsi-eval's loader takes the file like a checkpoint: the same network outputs, the card's names and size
+    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+        (loaded,) = _load_models(compose("eval", [f"checkpoints=[{path}]", "names=[int8]"]))
+    assert loaded.name == "int8" and loaded.class_names == CLASSES and loaded.input_size == INPUT_SIZE
+    image = predictor.preprocess(cv2.imread(str(calibration_folder / "design_1.png")))[None]
+    assert torch.equal(loaded.model(image).saliency, predictor.network(image).saliency)
 
 
 def test_int8_export_refuses_a_model_below_the_thresholds_and_leaves_no_file(

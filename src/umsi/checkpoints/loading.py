@@ -204,6 +204,34 @@ def load_model(path: str | Path, name: str | None = None, device: str | torch.de
     return LoadedModel(model=model.eval().to(device), card=card, path=path, name=name or card.name)
 
 
+class ExportedModule(nn.Module):
+    """An exported network (:class:`~umsi.checkpoints.exported.ExportedNetwork`: ONNX, int8 ONNX, TorchScript) as
+    the module a :class:`LoadedModel` holds: ``forward(image (B, 3, H, W)) → UMSIOutput`` on the CPU. It has one
+    empty parameter so that ``next(model.parameters()).device`` names the CPU as for a PyTorch network."""
+
+    def __init__(self, network: Any) -> None:
+        super().__init__()
+        self.network = network
+        self.anchor = nn.Parameter(torch.empty(0), requires_grad=False)
+
+    def forward(self, image: torch.Tensor) -> Any:
+        return self.network(image.cpu())
+
+
+def load_exported_model(path: str | Path, name: str | None = None) -> LoadedModel:
+    """An ``umsi-export`` file (``.onnx``, ``.ts``) as a :class:`LoadedModel` on the CPU, its card from the file
+    (what ``umsi-eval`` scores like a checkpoint). Raises :class:`MissingPathError` or :class:`CheckpointError`
+    naming the file."""
+    from umsi.checkpoints.exported import load_exported
+
+    path = Path(path)
+    if not path.is_file():
+        raise MissingPathError(f"exported model {path} does not exist: check the path")
+    network = load_exported(path)
+    card = network.card
+    return LoadedModel(model=ExportedModule(network).eval(), card=card, path=path, name=name or card.name)
+
+
 def _default_name(path: Path) -> str:
     """``<run>/<stage>/checkpoints/x.ckpt`` → ``<run time>/<stage>``; else the file stem."""
     return runs.checkpoint_label(path)

@@ -7,6 +7,7 @@ import logging
 import time
 from collections import defaultdict
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +15,8 @@ import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
 from umsi import runs
-from umsi.checkpoints.loading import LoadedModel, find_latest_checkpoint, load_model, model_file
+from umsi.checkpoints.exported import SUFFIXES as EXPORTED_SUFFIXES
+from umsi.checkpoints.loading import LoadedModel, find_latest_checkpoint, load_exported_model, load_model, model_file
 from umsi.data import layouts
 from umsi.data.splits import read_split, recorded_images
 from umsi.data.transforms import SampleTransform
@@ -356,8 +358,14 @@ def _load_models(cfg: DictConfig) -> list[LoadedModel]:
     for i, ckpt in enumerate(checkpoints):
         path = find_latest_checkpoint(cfg.outputs_dir) if ckpt == "latest" else model_file(ckpt, "checkpoints")
         name = names[i] if i < len(names) else None
+        if path.suffix.lower() in EXPORTED_SUFFIXES:  # an umsi-export file (int8 included): onnxruntime / the CPU
+            loaded = load_exported_model(path, name=name)
+        else:
+            loaded = load_model(path, name=name, device=cfg.device)
         size = cfg.get("input_size")
-        models.append(load_model(path, name=name, input_size=tuple(size) if size else None, device=cfg.device))
+        if size:  # input_size=[H,W] replaces the input size of the model file's card
+            loaded = replace(loaded, card=loaded.card.replace(input_size=tuple(int(v) for v in size)))
+        models.append(loaded)
         log.info("model %s: %s", models[-1].name, path)
     return models
 

@@ -13,6 +13,7 @@ and the accuracy check that decides whether a low-precision model may replace fp
 
 from __future__ import annotations
 
+import logging
 import random
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
@@ -209,13 +210,20 @@ def quantize_int8(fp32_onnx: str | Path, output: str | Path, calibration: torch.
     with tempfile.TemporaryDirectory(prefix="umsi-quantize-") as tmp, np.errstate(invalid="ignore", divide="ignore"):
         prepared = Path(tmp) / "prepared.onnx"
         quant_pre_process(str(fp32_onnx), str(prepared), skip_symbolic_shape=True)
-        quantize_static(
-            str(prepared),
-            str(output),
-            Reader(),
-            quant_format=QuantFormat.QDQ,
-            per_channel=True,
-            activation_type=QuantType.QUInt8,
-            weight_type=QuantType.QInt8,
-        )
+        # the quantizer logs one INFO line per copied bias through the root logger (thousands under Hydra's INFO)
+        root = logging.getLogger()
+        level = root.level
+        root.setLevel(max(level, logging.WARNING))
+        try:
+            quantize_static(
+                str(prepared),
+                str(output),
+                Reader(),
+                quant_format=QuantFormat.QDQ,
+                per_channel=True,
+                activation_type=QuantType.QUInt8,
+                weight_type=QuantType.QInt8,
+            )
+        finally:
+            root.setLevel(level)
     return Path(output)
