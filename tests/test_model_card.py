@@ -43,7 +43,7 @@ FIXTURES = Path(__file__).parent / "fixtures"
 
 @pytest.fixture(scope="module")
 def timm_run(tmp_path_factory: pytest.TempPathFactory, synthetic_root: Path) -> Iterator[Path]:
-    """A tiny 1-epoch pretrain with ``data.preprocessing=timm`` at 64×80 (CSV logger); yields its checkpoint."""
+    """A tiny 1-epoch pretrain with ``data.preprocessing=timm`` at 64×80; yields its best checkpoint."""
     from umsi.training.runner import run
 
     outputs = tmp_path_factory.mktemp("card_outputs")

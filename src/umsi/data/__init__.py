@@ -3,29 +3,13 @@
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from umsi.utils.lazy import lazy_exports
 
-_EXPORTS = {
-    "GdiDataModule": "umsi.data.datamodules",
-    "Imp1kDataModule": "umsi.data.datamodules",
-    "SaliconDataModule": "umsi.data.datamodules",
-    "SaliencyDataModule": "umsi.data.datamodules",
-    "MixingSampler": "umsi.data.datasets",
-    "SaliencyDataset": "umsi.data.datasets",
-    "DatasetLayoutError": "umsi.data.layouts",
-    "SaliencyItem": "umsi.data.layouts",
-}
-
-__all__ = sorted(_EXPORTS)
-
-
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'umsi.data' has no attribute {name!r}")
-    return getattr(importlib.import_module(module), name)
-
-
-def __dir__() -> list[str]:
-    return __all__
+__getattr__, __dir__, __all__ = lazy_exports(
+    __name__,
+    {
+        "umsi.data.datamodules": ("GdiDataModule", "Imp1kDataModule", "SaliconDataModule", "SaliencyDataModule"),
+        "umsi.data.datasets": ("MixingSampler", "SaliencyDataset"),
+        "umsi.data.layouts": ("DatasetLayoutError", "SaliencyItem"),
+    },
+)

@@ -35,6 +35,7 @@ from umsi.data.readers import read_image_bgr
 from umsi.data.transforms import letterbox, normalize_image
 from umsi.errors import ConfigError
 from umsi.inference.predictor import Prediction, Predictor, load
+from umsi.models.card import Preprocessing
 from umsi.utils.io import atomic_write, write_json
 from umsi.visualize import colormap_code, heatmap_png, overlay_jpeg
 
@@ -129,7 +130,7 @@ def plan_jobs(files: list[Path], root: Path, output: Path) -> list[Job]:
 class _ImageFiles(Dataset):
     """Decodes and preprocesses in DataLoader workers; a failure becomes an ``error`` entry, not an exception."""
 
-    def __init__(self, jobs: list[Job], input_size: tuple[int, int], preprocessing: str) -> None:
+    def __init__(self, jobs: list[Job], input_size: tuple[int, int], preprocessing: Preprocessing) -> None:
         self.jobs, self.input_size, self.preprocessing = jobs, input_size, preprocessing
 
     def __len__(self) -> int:

@@ -4,27 +4,12 @@ the server use ``functional`` without torchmetrics."""
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from umsi.utils.lazy import lazy_exports
 
-_EXPORTS = {
-    "functional": "umsi.metrics",
-    "SALIENCY_METRICS": "umsi.metrics.collection",
-    "ClassAccuracy": "umsi.metrics.collection",
-    "MeanSaliencyMetric": "umsi.metrics.collection",
-}
-
-__all__ = sorted(_EXPORTS)
-
-
-def __getattr__(name: str) -> Any:
-    if name == "functional":
-        return importlib.import_module("umsi.metrics.functional")
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'umsi.metrics' has no attribute {name!r}")
-    return getattr(importlib.import_module(module), name)
-
-
-def __dir__() -> list[str]:
-    return __all__
+__getattr__, __dir__, __all__ = lazy_exports(
+    __name__,
+    {
+        "umsi.metrics.functional": ("functional",),
+        "umsi.metrics.collection": ("SALIENCY_METRICS", "ClassAccuracy", "MeanSaliencyMetric"),
+    },
+)
