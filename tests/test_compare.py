@@ -274,5 +274,5 @@ def test_an_encoder_sweep_shows_parameters_and_images_per_second(tmp_path: Path)
     ]
     md = markdown_table(table).splitlines()
     assert md[0].startswith("| run | model | status | stage | epochs | wall | params | images/s | dataset | cc | kl |")
-    assert "| 29.85 M | 3.2 | salicon | 0.500 | 1.000 |" in md[2]
+    assert "| 29.85 M | 3.25 | salicon | 0.500 | 1.000 |" in md[2]
     assert "| 32.56 M | 4.5 | salicon | 0.600 | 0.900 |" in md[3]

@@ -415,7 +415,7 @@ def markdown_table(table: Sequence[dict[str, Any]]) -> str:
             elif c == "params" and row[c] is not None:
                 text = f"{row[c] / 1e6:.2f} M"
             elif c == "images_per_s" and row[c] is not None:
-                text = f"{row[c]:.1f}"
+                text = f"{row[c]:.3g}"
             elif c.startswith("best_") and row[c] is not None:
                 text = f"{_cell(row[c])} @{row[c + '_epoch']}"
             else:

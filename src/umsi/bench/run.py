@@ -119,18 +119,20 @@ def run_benchmarks(
     }
     results["command"] = " ".join(["umsi-bench", *sys.argv[1:]])
     with tempfile.TemporaryDirectory(prefix="umsi-bench-") as tmp:
-        root = data_dir or generate(
-            Path(tmp) / "synthetic",
-            seed=0,
-            salicon_train=p["salicon"],
-            salicon_val=4,
-            imp1k_per_class=2,
-            imp1k_val_per_class=1,
-            gdi_train=1,
-            gdi_val=1,
-            salicon_size=(480, 640) if not quick else (96, 128),
-            progress=False,
-        )
+        root = data_dir
+        if root is None and {"training", "data"} & set(parts):  # the other parts make their own inputs
+            root = generate(
+                Path(tmp) / "synthetic",
+                seed=0,
+                salicon_train=p["salicon"],
+                salicon_val=4,
+                imp1k_per_class=2,
+                imp1k_val_per_class=1,
+                gdi_train=1,
+                gdi_val=1,
+                salicon_size=(480, 640) if not quick else (96, 128),
+                progress=False,
+            )
         if "training" in parts:
             start = time.perf_counter()
             cfg = model_bench.compose_bench_config(
