@@ -11,6 +11,7 @@ from hydra.utils import instantiate
 from umsi.data import GdiDataModule
 from umsi.data.layouts import NATURAL_IMAGES, NO_LABEL, DatasetLayoutError, gdi_items
 from umsi.data.synthetic import IMP1K_CLASSES, generate
+from umsi.training.runner import resolve_preprocessing
 
 COMMON = dict(input_size=(32, 40), batch_size=4, num_workers=0)
 GDI_ONLY = dict(salicon_train=0, salicon_val=0, imp1k_per_class=0, imp1k_val_per_class=0, progress=False)
@@ -139,7 +140,7 @@ def test_data_gdi_config_builds_the_module(hydra_conf, synthetic_root: Path, tmp
     cfg = hydra_conf([*paths, "data=gdi"])
     assert cfg.data._target_ == "umsi.data.GdiDataModule" and cfg.data.split == "all"
     assert cfg.data.root == f"{synthetic_root}/gdi"
-    dm = instantiate(cfg.data, _convert_="all")
+    dm = instantiate(resolve_preprocessing(cfg).data, _convert_="all")  # data.preprocessing=auto, as training does
     assert isinstance(dm, GdiDataModule)
     dm.setup("validate")
     listed = _listed(synthetic_root / "gdi", "train.txt") + _listed(synthetic_root / "gdi", "valid.txt")

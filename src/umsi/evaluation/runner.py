@@ -305,7 +305,10 @@ def final_evaluation(
         }
     )
     loaded = load_model(checkpoint, device=settings.device)
-    entry, records, _ = score_dataset(key, Path(split[key]["root"]), [loaded], eval_cfg, settings)
+    if key in DATASET_KEYS:
+        entry, records, _ = score_dataset(key, Path(split[key]["root"]), [loaded], eval_cfg, settings)
+    else:  # a registered dataset (data=ueyes|osie|…): scored as umsi-eval registered=[<key>] scores it
+        entry, records = _score_registered(key, Path(split[key]["root"]), cfg, loaded, settings)
     model, baseline = entry["models"][loaded.name], entry["models"][CENTER_BIAS]
     convention = entry["convention"]
     summary: dict[str, Any] = {
@@ -326,6 +329,30 @@ def final_evaluation(
         "center_bias": CENTER_BIAS_DOC,
     }
     return summary
+
+
+def _score_registered(
+    key: str, root: Path, cfg: DictConfig, loaded: LoadedModel, settings: ScoringSettings
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """:func:`final_evaluation` on a registered dataset: ``umsi-eval registered=[<key>]``'s scoring
+    (:func:`~umsi.evaluation.registered.evaluate_registered`) with the training config's layout options for it."""
+    data = cfg.get("data") or {}
+    options = {
+        str(k): OmegaConf.select(data, str(k), throw_on_resolution_failure=False) for k in data if str(k) != "root"
+    }
+    registered_cfg = OmegaConf.create(
+        {
+            "seed": int(cfg.get("seed") or 0),
+            "registered": [key],
+            "registered_roots": {key: str(root)},
+            "registered_options": {key: options if options.get("layout", key) == key else {}},
+            "registered_derived_dir": options.get("derived_dir") or str(root.parent / "cache" / "derived"),
+            "registered_sigma": float(options.get("sigma") or 19.0),
+            "paths": {"datasets_dir": str(root.parent)},
+        }
+    )
+    entries, records = evaluate_registered(registered_cfg, [loaded], settings, run_split_file, summarize, CENTER_BIAS)
+    return {**entries[key], "frame": settings.frame, "convention": CONVENTIONS[0]}, records
 
 
 def _write_visual_report(
