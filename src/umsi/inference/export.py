@@ -64,7 +64,10 @@ def export_from_config(cfg: DictConfig) -> Path:
     after an error."""
     fmt = str(cfg.format)
     if fmt not in FORMATS:
-        raise ConfigError(f"format={fmt} is not supported; choose one of {', '.join(FORMATS)}")
+        # benchmark | salicon (submission files for a folder of stimuli) are written by umsi.integrations.benchmark
+        raise ConfigError(
+            f"format={fmt} is not supported; choose one of {', '.join((*FORMATS, 'benchmark', 'salicon'))}"
+        )
     quantize = cfg.get("quantize")
     if quantize not in QUANTIZE:
         raise ConfigError(f"quantize={quantize} is not supported; use quantize=int8 (or null for fp32)")
