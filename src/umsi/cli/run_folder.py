@@ -9,10 +9,10 @@ Hydra makes the run folder and writes ``.hydra/`` into it:
   folder (``<sweep>/<job number>``);
 * a folder given on the command line (``hydra.run.dir=…``, ``hydra.sweep.dir=…``, e.g. to resume a stopped run
   with ``ckpt_path=last``) is used as given;
-* either way the folder is held (:func:`hold_folder`: an ``flock`` on ``<folder>/.umsi-run.lock`` for the life of
-  the process) and a run started in a folder another live run holds ends with one line and exit code 2. The
-  operating system drops the lock when the process ends, however it ends (even ``kill -9``), so a stopped run's
-  folder can always be resumed.
+* either way the folder is held (:func:`hold_folder`: a POSIX lock, ``lockf``, on ``<folder>/.umsi-run.lock`` for the
+  life of the process, not inherited by its forked children) and a run started in a folder another live run holds
+  ends with one line and exit code 2. The operating system drops the lock when the process ends, however it ends
+  (even ``kill -9``, while its DataLoader workers still wind down), so a stopped run's folder can always be resumed.
 
 The later processes of a multi-process run (Lightning's DDP children, which are started with the first one's
 ``hydra.run.dir``; ``torchrun``) take the folder as configured and hold nothing.
@@ -32,7 +32,7 @@ from umsi.errors import UserError
 
 try:
     import fcntl
-except ImportError:  # Windows: no flock; the folders are still unique, but a held folder is not refused
+except ImportError:  # Windows: no lockf; the folders are still unique, but a held folder is not refused
     fcntl = None  # type: ignore[assignment]
 
 LOCK_NAME = ".umsi-run.lock"
@@ -80,8 +80,10 @@ def hold_folder(folder: str | Path) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     fd = os.open(folder / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
+        # a POSIX record lock, not flock: it belongs to this process alone, so a forked child (a DataLoader worker)
+        # does not keep the folder held after this process is killed
+        fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except (BlockingIOError, PermissionError):
         holder = os.read(fd, 32).decode(errors="replace").strip() or "unknown"
         os.close(fd)
         raise RunFolderBusyError(
