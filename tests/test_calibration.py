@@ -380,3 +380,32 @@ def test_umsi_calibrate_fits_a_domain_stores_it_and_keeps_the_others(
     card = read_card(read_checkpoint(model), model)
     assert sorted(card.calibration) == sorted({domain, "my_screenshots"})
     assert Calibration.from_dict(card.calibration[domain]) == first
+
+
+def test_umsi_eval_scores_the_calibrated_maps_and_leaves_the_baseline(calibrated: Path, synthetic_root: Path) -> None:
+    import json
+
+    from conftest import eval_cfg
+
+    from umsi.evaluation.runner import evaluate
+
+    def model_rows(tmp: Path, calibration: str) -> dict:
+        outputs = tmp / "outputs"
+        cfg = eval_cfg(
+            synthetic_root,
+            outputs,
+            f"checkpoints=[{calibrated}]",
+            "names=[tiny]",
+            f"calibration={calibration}",
+            "datasets.gdi=null",
+            "datasets.salicon=null",
+            "report.html=false",
+        )
+        evaluate(cfg, tmp / calibration)
+        return json.loads((tmp / calibration / "metrics.json").read_text())["datasets"]["imp1k"]["models"]
+
+    tmp = calibrated.parent
+    plain, auto = model_rows(tmp, "none"), model_rows(tmp, "auto")
+    assert plain["tiny"]["umsi"]["cc"] != pytest.approx(auto["tiny"]["umsi"]["cc"], abs=1e-6)
+    baseline = [k for k in plain if k != "tiny"]
+    assert baseline and all(plain[k] == auto[k] for k in baseline)  # the centre-bias rows are not calibrated

@@ -86,6 +86,30 @@ def mean_calibration(calibrations: Sequence[Calibration]) -> Calibration:
     )
 
 
+def choose_calibration(calibrations: dict[str, Calibration], choice: str, label: str | None) -> Calibration | None:
+    """What ``calibration=<choice>`` means for an image whose predicted class is ``label``: ``none`` → None; a domain
+    → its calibration; ``auto`` → the calibration of ``label``, else the mean of ``calibrations`` (None while
+    ``label`` is None: only the choice is checked). Raises ``ValueError`` for a domain without a calibration, or
+    ``auto`` with none fitted."""
+    if choice == "none":
+        return None
+    if choice == "auto":
+        if not calibrations:
+            raise ValueError("calibration=auto: this model has no calibration; fit one with umsi-calibrate")
+        if label is None:
+            return None
+        return calibrations.get(label) or mean_calibration(list(calibrations.values()))
+    if choice not in calibrations:
+        known = ", ".join(sorted(calibrations)) or "none fitted (umsi-calibrate)"
+        raise ValueError(f"calibration={choice!r}: choose none, auto or one of this model's domains ({known})")
+    return calibrations[choice]
+
+
+def card_calibrations(stored: dict[str, dict[str, Any]]) -> dict[str, Calibration]:
+    """A model card's ``calibration`` (domain → dict) as :class:`Calibration` objects."""
+    return {domain: Calibration.from_dict(values) for domain, values in stored.items()}
+
+
 # ------------------------------------------------------------------------------------------------ the transform
 
 

@@ -27,6 +27,7 @@ from umsi.evaluation.scoring import (
     CONVENTIONS,
     OtherFixations,
     ScoringSettings,
+    model_calibration,
     model_predictor,
     score,
 )
@@ -206,7 +207,10 @@ def score_dataset(
         if others is None and settings.wants("sauc"):
             others = OtherFixations(items)
         transform = SampleTransform(loaded.input_size, loaded.output_scale, loaded.preprocessing)
-        model_records = score(items, transform, model_predictor(loaded), settings, others, f"{key}: {loaded.name}")
+        calibrate = model_calibration(loaded, str(cfg.get("calibration") or "none"))
+        model_records = score(
+            items, transform, model_predictor(loaded), settings, others, f"{key}: {loaded.name}", calibrate=calibrate
+        )
         entry["models"][loaded.name] = summarize(model_records, loaded.class_names)
         records += [{"dataset": key, "model": loaded.name, **r} for r in model_records]
         scored[loaded.name] = (items, model_records)

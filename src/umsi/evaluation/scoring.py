@@ -25,12 +25,14 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
+from umsi.calibration import apply_calibration, card_calibrations, choose_calibration
 from umsi.checkpoints.loading import LoadedModel
 from umsi.data.fixations import read_fixations
 from umsi.data.layouts import SaliencyItem
 from umsi.data.postprocess import postprocess_maps
 from umsi.data.readers import read_image_bgr, read_map
 from umsi.data.transforms import SampleTransform, fixation_pixels, letterbox
+from umsi.inference.predictor import min_max
 from umsi.metrics import functional as M
 
 CONVENTIONS = ("umsi", "mit")
@@ -234,11 +236,13 @@ def score(
     others: OtherFixations | None = None,
     description: str = "score",
     given: Callable[[int], np.ndarray] | None = None,
+    calibrate: Callable[[np.ndarray, int], np.ndarray] | None = None,
 ) -> list[dict[str, Any]]:
     """One record per item: path, label, predicted label and every metric. ``predict`` maps a (B, 3, h, w) input
     to (maps (B, 1, Ho, Wo), logits (B, K) or None); ``None`` scores the centre-bias baseline instead. ``others``
     (the sAUC negatives of these items) is built here when not given. ``given`` (``umsi-score``): item index →
-    (H, W) float prediction already in the scored frame, used instead of ``predict``."""
+    (H, W) float prediction already in the scored frame, used instead of ``predict``. ``calibrate`` (``umsi-eval
+    calibration=…``): (prediction in the scored frame, predicted class index) → the calibrated prediction."""
     loader = DataLoader(
         _EvalDataset(items, transform),
         batch_size=settings.batch_size,
@@ -254,7 +258,11 @@ def score(
             if given is not None:
                 maps = {i: torch.from_numpy(np.asarray(given(batch["index"][i]), dtype=np.float32))}
             try:
-                record = _score_one(batch, i, maps, others, settings)
+                adjust = None
+                if calibrate is not None and logits is not None:
+                    predicted = int(logits[i].argmax())
+                    adjust = lambda saliency, predicted=predicted: calibrate(saliency, predicted)  # noqa: E731
+                record = _score_one(batch, i, maps, others, settings, adjust)
             except ValueError as err:
                 raise ValueError(f"scoring {batch['path'][i]}: {err}") from err
             record["label"] = batch["label"][i]
@@ -271,6 +279,7 @@ def _score_one(
     maps: torch.Tensor | dict[int, torch.Tensor] | None,
     others: OtherFixations,
     settings: ScoringSettings,
+    adjust: Callable[[np.ndarray], np.ndarray] | None = None,
 ) -> dict[str, Any]:
     points, image_hw = batch["points"][i], batch["image_hw"][i]
     frame = ScoringFrame(settings.frame, image_hw, batch["original_map"][i].shape, tuple(batch["saliency"].shape[-2:]))
@@ -287,7 +296,8 @@ def _score_one(
             raise ValueError(f"the given map is {tuple(pred.shape)}, the frame {tuple(hw)}")
     else:
         size = hw if settings.frame == "original" else None  # None: stay in the letterboxed frame
-        pred = torch.from_numpy(postprocess_maps(maps[i : i + 1], [size], settings.blur_sigma)[0])
+        pred_map = postprocess_maps(maps[i : i + 1], [size], settings.blur_sigma)[0]
+        pred = torch.from_numpy(adjust(pred_map) if adjust is not None else pred_map)
     wanted = points is not None and settings.wants("sauc")
     nonfix = others.nonfixation_map(batch["index"][i], frame) if wanted else None
     record: dict[str, Any] = {"path": batch["path"][i]}
@@ -312,6 +322,22 @@ def center_bias(frame: ScoringFrame) -> torch.Tensor:
     top, left = rows.min(), cols.min()
     out[top : rows.max() + 1, left : cols.max() + 1] = M.center_bias_map(rows.max() + 1 - top, cols.max() + 1 - left)
     return out
+
+
+def model_calibration(loaded: LoadedModel, choice: str) -> Callable[[np.ndarray, int], np.ndarray] | None:
+    """``calibration=<choice>`` (none | auto | a domain) of a loaded model as :func:`score`'s ``calibrate``: the
+    stored calibration of the predicted class (:func:`umsi.calibration.choose_calibration`) applied to the map;
+    None for ``none``. Raises ``ValueError`` for a choice the model's card cannot meet."""
+    calibrations = card_calibrations(loaded.card.calibration)
+    choose_calibration(calibrations, choice, None)
+    if choice == "none":
+        return None
+
+    def calibrate(saliency: np.ndarray, predicted: int) -> np.ndarray:
+        chosen = choose_calibration(calibrations, choice, loaded.class_names[predicted])
+        return apply_calibration(min_max(saliency), chosen)  # as Predictor calibrates its min–max scaled map
+
+    return calibrate
 
 
 def model_predictor(loaded: LoadedModel) -> Predictor:

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from umsi.calibration import Calibration, apply_calibration, log_density, mean_calibration
+from umsi.calibration import Calibration, apply_calibration, card_calibrations, choose_calibration, log_density
 from umsi.data.postprocess import postprocess_maps
 from umsi.data.readers import read_image_bgr
 from umsi.data.transforms import check_result_shape, letterbox, normalize_image
@@ -148,7 +148,7 @@ class Predictor:
         name: str | None = None,
     ) -> Predictor:
         """A predictor fed, named and calibrated as ``card`` says (``name`` replaces the card's display name)."""
-        calibrations = {domain: Calibration.from_dict(values) for domain, values in card.calibration.items()}
+        calibrations = card_calibrations(card.calibration)
         predictor = cls(
             network,
             card.class_names,
@@ -237,20 +237,9 @@ class Predictor:
 
     def calibration_for(self, calibration: str, label: str | None) -> Calibration | None:
         """The calibration ``calibration`` (none | auto | a domain) means for an image of predicted class ``label``
-        (None: only check the choice). Raises ``ValueError`` for a domain without a calibration, or ``auto`` on a
-        model without any."""
-        if calibration == "none":
-            return None
-        if calibration == "auto":
-            if not self.calibrations:
-                raise ValueError("calibration=auto: this model has no calibration; fit one with umsi-calibrate")
-            if label is None:
-                return None
-            return self.calibrations.get(label) or mean_calibration(list(self.calibrations.values()))
-        if calibration not in self.calibrations:
-            known = ", ".join(sorted(self.calibrations)) or "none fitted (umsi-calibrate)"
-            raise ValueError(f"calibration={calibration!r}: choose none, auto or one of this model's domains ({known})")
-        return self.calibrations[calibration]
+        (None: only check the choice; :func:`umsi.calibration.choose_calibration`). Raises ``ValueError`` for a
+        domain without a calibration, or ``auto`` on a model without any."""
+        return choose_calibration(self.calibrations, calibration, label)
 
     def __repr__(self) -> str:
         return f"Predictor({self.name!r}, input {self.input_size}, classes {self.class_names}, {self.device})"
