@@ -386,7 +386,6 @@ def test_umsi_eval_scores_the_calibrated_maps_and_leaves_the_baseline(calibrated
     import json
 
     from conftest import eval_cfg
-
     from umsi.evaluation.runner import evaluate
 
     def model_rows(tmp: Path, calibration: str) -> dict:
