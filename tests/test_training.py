@@ -57,10 +57,9 @@ def test_pretrain_stage_runs_and_writes_its_outputs(tiny_cfg, tmp_path: Path) ->
     assert ckpt["hyper_parameters"]["class_names"][-1] == "natural_images"
 
 
-def test_finetune_stage_starts_from_a_checkpoint(tiny_cfg, tmp_path: Path) -> None:
-    cfg, overrides = tiny_cfg("stage=pretrain")
-    run(cfg, overrides)
-    best = json.loads((tmp_path / "run" / "best_checkpoint.json").read_text())["best_model_path"]
+def test_finetune_stage_starts_from_a_checkpoint(tiny_cfg, trained: Path, tmp_path: Path) -> None:
+    (handoff,) = trained.glob("*/*/best_checkpoint.json")  # the session's tiny pretraining run
+    best = json.loads(handoff.read_text())["best_model_path"]
     cfg, overrides = tiny_cfg(
         "stage=finetune", f"init_ckpt={best}", "paths.output_dir=" + str(tmp_path / "ft"), *FINETUNE_TINY
     )
