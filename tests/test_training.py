@@ -129,7 +129,7 @@ def test_the_two_readings_of_the_schedule(hydra_conf) -> None:
 
 
 def test_overfitting_a_few_samples_drives_the_loss_down(tiny_cfg) -> None:
-    cfg, _ = tiny_cfg("stage=finetune", *FINETUNE_TINY, "data.input_size=[48,64]")
+    cfg, _ = tiny_cfg("stage=finetune", *FINETUNE_TINY)
     torch.manual_seed(0)
     datamodule = build_datamodule(cfg)
     module = build_module(cfg, datamodule.class_names)
