@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import shutil
@@ -86,19 +87,48 @@ def tiny_cfg(
     return make
 
 
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory: pytest.TempPathFactory, synthetic_root: Path) -> Iterator[Path]:
-    """A tiny pretrained checkpoint (1 epoch at 32×40) and its CSV log in ``<outputs>/2026-01-01/00-00-00/``;
-    yields the outputs folder (what ``ckpt=latest`` / ``checkpoints=[latest]`` search) and removes it after the
-    module."""
+@pytest.fixture(scope="session")
+def trained_once(tmp_path_factory: pytest.TempPathFactory, synthetic_root: Path) -> Path:
+    """The one tiny pretraining run of the session (1 epoch at 32×40, CSV log of every step) in
+    ``<outputs>/2026-01-01/00-00-00/``; tests get it through ``trained``, which gives each module its own copy."""
     from umsi.training.runner import run
 
-    outputs = tmp_path_factory.mktemp("outputs")
+    outputs = tmp_path_factory.mktemp("trained_once")
     run_dir = outputs / "2026-01-01" / "00-00-00"
     with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
         no_logger = tiny_overrides(synthetic_root, run_dir)
         overrides = [*(o for o in no_logger if o != "logger=none"), "logger=csv", "stage=pretrain"]
+        overrides += ["trainer.log_every_n_steps=1"]  # a CSV row per step: what test_faults_tools resumes
         run(compose(config_name="train", overrides=overrides), overrides)
+    return outputs
+
+
+def copy_run(src: Path, dst: Path) -> Path:
+    """A copy of the run folder ``src`` at ``dst`` that a test may resume or write into without touching ``src``;
+    returns ``dst``. Checkpoints (~360 MB; the code writes them by temp file + rename, never in place) are
+    hard-linked where possible; other files are copied, with the paths they record (``best_checkpoint.json``,
+    ``config.yaml``, ...) moved from ``src`` to ``dst``, as if the run had been made there."""
+
+    def copy(file: str, to: str) -> None:
+        if file.endswith(".ckpt"):
+            with contextlib.suppress(OSError):
+                os.link(file, to)
+                return
+        shutil.copy2(file, to)
+        if file.endswith((".json", ".yaml")):
+            text = Path(to).read_text()
+            Path(to).write_text(text.replace(str(src), str(dst)))
+
+    return Path(shutil.copytree(src, dst, copy_function=copy, dirs_exist_ok=True))
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory, trained_once: Path) -> Iterator[Path]:
+    """A tiny pretrained checkpoint (1 epoch at 32×40) and its CSV log in ``<outputs>/2026-01-01/00-00-00/``;
+    yields the outputs folder (what ``ckpt=latest`` / ``checkpoints=[latest]`` search), the module's own copy of
+    the session's one run (``copy_run``: what a test writes there stays in its module), and removes it after the
+    module."""
+    outputs = copy_run(trained_once, tmp_path_factory.mktemp("outputs"))
     yield outputs
     shutil.rmtree(outputs, ignore_errors=True)
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import os
 import signal
@@ -21,6 +23,7 @@ from conftest import tiny_overrides
 from umsi.checkpoints.files import read_checkpoint
 from umsi.checkpoints.lightning_io import SafeCheckpointIO
 from umsi.checkpoints.loading import load_model
+from umsi.cli.run_folder import LOCK_NAME
 from umsi.errors import CheckpointError, MissingPathError
 from umsi.paths import CONFIG_DIR
 from umsi.training.module import UMSILitModule, load_weights
@@ -38,36 +41,60 @@ def _env() -> dict[str, str]:
 
 _SAVER = textwrap.dedent(
     """
-    import sys, torch
+    import os, sys, torch
     from umsi.checkpoints.lightning_io import SafeCheckpointIO
-    io, path = SafeCheckpointIO(), sys.argv[1]
-    for version in range(10**6):
-        weights = torch.full((6_000_000,), float(version))  # 24 MB: most of the time is spent writing
-        io.save_checkpoint({"version": version, "state_dict": {"w": weights}}, path)
-        print(version, flush=True)
+    # imported once; each line on stdin forks a saver that rewrites that path in a loop until it is killed
+    for path in map(str.strip, sys.stdin):
+        pid = os.fork()
+        if pid == 0:
+            print("saver", os.getpid(), flush=True)
+            io = SafeCheckpointIO()
+            for version in range(10**6):
+                weights = torch.full((6_000_000,), float(version))  # 24 MB: most of the time is spent writing
+                io.save_checkpoint({"version": version, "state_dict": {"w": weights}}, path)
+                print(version, flush=True)
+        os.waitpid(pid, 0)
+        print("dead", flush=True)
     """
 )
 
 
 def test_sigkill_while_saving_never_leaves_a_broken_checkpoint(tmp_path: Path) -> None:
     """Kill a process that rewrites ``last.ckpt`` in a loop at several moments: the file always loads, holds
-    one complete version, and the temporary files the kills leave are removed by ``remove_partial_files``."""
+    one complete version, and the temporary files the kills leave are removed by ``remove_partial_files``. (The
+    savers are forked from one process that imports torch and Lightning once.)"""
     path = tmp_path / "last.ckpt"
     versions = []
-    for delay in (0.05, 0.13, 0.29, 0.41):
-        proc = subprocess.Popen(
-            [sys.executable, "-c", _SAVER, str(path)], stdout=subprocess.PIPE, text=True, env=_env()
-        )
-        assert proc.stdout is not None
-        first = proc.stdout.readline()  # one complete save exists from here on
-        assert first.strip().isdigit(), first
-        time.sleep(delay)
-        proc.send_signal(signal.SIGKILL)
-        proc.wait(timeout=60)
-        state = read_checkpoint(path)
-        version = state["version"]
-        assert torch.equal(state["state_dict"]["w"], torch.full((6_000_000,), float(version)))
-        versions.append(version)
+    parent = subprocess.Popen(
+        [sys.executable, "-c", _SAVER], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=_env()
+    )
+    assert parent.stdin is not None and parent.stdout is not None
+    saver = 0
+    try:
+        for delay in (0.05, 0.13, 0.29, 0.41):
+            parent.stdin.write(f"{path}\n")
+            parent.stdin.flush()
+            started = parent.stdout.readline().split()
+            assert started[:1] == ["saver"], started
+            saver = int(started[1])
+            first = parent.stdout.readline()  # one complete save exists from here on
+            assert first.strip().isdigit(), first
+            time.sleep(delay)
+            os.kill(saver, signal.SIGKILL)
+            while (line := parent.stdout.readline().strip()) != "dead":  # reaped: nothing writes any more
+                assert line.isdigit(), line
+            saver = 0
+            state = read_checkpoint(path)
+            version = state["version"]
+            assert torch.equal(state["state_dict"]["w"], torch.full((6_000_000,), float(version)))
+            versions.append(version)
+    finally:
+        if saver:  # a failed check left a saver running: stop it, or it writes forever
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(saver, signal.SIGKILL)
+        parent.stdin.close()
+        parent.wait(timeout=60)
+    assert parent.returncode == 0
     assert max(versions) > 0  # the kills did land between later saves, not only after the first one
     remove_partial_files(tmp_path)
     assert [p.name for p in tmp_path.iterdir()] == ["last.ckpt"]
@@ -189,6 +216,21 @@ def _final_weights(run_dir: Path) -> dict[str, torch.Tensor]:
     return read_checkpoint(run_dir / "checkpoints" / "last.ckpt")["state_dict"]
 
 
+def _wait_until_released(folder: Path, timeout: float = 60) -> None:
+    """SIGKILL ends a run's main process at once; its forked data workers share its lock on the run folder and
+    exit when they notice (within seconds). Resuming before that is refused as 'run folder busy'."""
+    deadline = time.monotonic() + timeout
+    with open(folder / LOCK_NAME) as lock:
+        while True:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                fcntl.flock(lock, fcntl.LOCK_UN)
+                return
+            except BlockingIOError:
+                assert time.monotonic() < deadline, f"{folder} still locked {timeout} s after the kill"
+                time.sleep(0.05)
+
+
 def test_killed_and_resumed_run_equals_an_uninterrupted_one(synthetic_root: Path, tmp_path: Path) -> None:
     """Deterministic CPU run of 4 epochs (2 data workers, sanity check on) vs. the same run SIGKILLed as soon as
     its first checkpoint exists and resumed with ``ckpt_path=last``: identical final weights and metrics."""
@@ -210,6 +252,7 @@ def test_killed_and_resumed_run_equals_an_uninterrupted_one(synthetic_root: Path
     assert proc.wait(timeout=60) == -signal.SIGKILL, "the run ended before it could be killed"
     assert not (killed / "summary.json").exists()
     assert read_checkpoint(last)["epoch"] < 3  # killed before the end: the resume has epochs left to train
+    _wait_until_released(killed)
 
     resumed = subprocess.run(
         [sys.executable, "-m", "umsi.cli.train", *args, "ckpt_path=last"],

@@ -20,7 +20,7 @@ import yaml
 from hydra.core.hydra_config import HydraConfig
 from PIL import Image
 
-from conftest import tiny_overrides
+from conftest import copy_run, tiny_overrides
 from helpers import OneSecondClock as _OneSecond
 from umsi.cli.config_check import hydra_cli
 from umsi.paths import CONFIG_DIR
@@ -113,12 +113,11 @@ def _rows(path: Path) -> list[dict[str, str]]:
         return [{k: v for k, v in row.items() if v} for row in csv.DictReader(file)]
 
 
-def test_resumed_run_keeps_its_csv_metric_history(tiny_cfg, tmp_path: Path) -> None:
+def test_resumed_run_keeps_its_csv_metric_history(tiny_cfg, trained: Path, tmp_path: Path) -> None:
     from umsi.training.runner import run
 
     common = ("stage=pretrain", "logger=csv", "trainer.log_every_n_steps=1")
-    cfg, overrides = tiny_cfg(*common)
-    run(cfg, overrides)
+    copy_run(next(trained.glob("*/*/checkpoints")).parent, tmp_path / "run")  # the session's run with `common`
     metrics = tmp_path / "run" / "csv" / "metrics.csv"
     epoch0 = _rows(metrics)
     steps = torch.load(tmp_path / "run" / "checkpoints" / "last.ckpt", weights_only=True)["global_step"]

@@ -7,13 +7,14 @@ from pathlib import Path
 import pytest
 import torch
 
+from conftest import copy_run
 from umsi.callbacks import NonFiniteLossError
 from umsi.training.runner import run
 
 
-def test_nan_loss_stops_naming_files_and_keeps_the_last_checkpoint(tiny_cfg, tmp_path: Path) -> None:
-    cfg, overrides = tiny_cfg("stage=pretrain")
-    run(cfg, overrides)
+def test_nan_loss_stops_naming_files_and_keeps_the_last_checkpoint(tiny_cfg, trained: Path, tmp_path: Path) -> None:
+    first_run = next(trained.glob("*/*/checkpoints")).parent  # the session's tiny 1-epoch pretraining run
+    copy_run(first_run, tmp_path / "run")
     last = tmp_path / "run" / "checkpoints" / "last.ckpt"
     stamp = (last.stat().st_mtime_ns, last.stat().st_size)
     cfg, overrides = tiny_cfg("stage=pretrain", "ckpt_path=last", "trainer.max_epochs=2", "loss.kl=nan")

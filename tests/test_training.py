@@ -57,10 +57,9 @@ def test_pretrain_stage_runs_and_writes_its_outputs(tiny_cfg, tmp_path: Path) ->
     assert ckpt["hyper_parameters"]["class_names"][-1] == "natural_images"
 
 
-def test_finetune_stage_starts_from_a_checkpoint(tiny_cfg, tmp_path: Path) -> None:
-    cfg, overrides = tiny_cfg("stage=pretrain")
-    run(cfg, overrides)
-    best = json.loads((tmp_path / "run" / "best_checkpoint.json").read_text())["best_model_path"]
+def test_finetune_stage_starts_from_a_checkpoint(tiny_cfg, trained: Path, tmp_path: Path) -> None:
+    (handoff,) = trained.glob("*/*/best_checkpoint.json")  # the session's tiny pretraining run
+    best = json.loads(handoff.read_text())["best_model_path"]
     cfg, overrides = tiny_cfg(
         "stage=finetune", f"init_ckpt={best}", "paths.output_dir=" + str(tmp_path / "ft"), *FINETUNE_TINY
     )
@@ -130,7 +129,7 @@ def test_the_two_readings_of_the_schedule(hydra_conf) -> None:
 
 
 def test_overfitting_a_few_samples_drives_the_loss_down(tiny_cfg) -> None:
-    cfg, _ = tiny_cfg("stage=finetune", *FINETUNE_TINY, "data.input_size=[48,64]")
+    cfg, _ = tiny_cfg("stage=finetune", *FINETUNE_TINY)
     torch.manual_seed(0)
     datamodule = build_datamodule(cfg)
     module = build_module(cfg, datamodule.class_names)
