@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
 import os
 import signal
@@ -23,7 +22,6 @@ from conftest import tiny_overrides
 from umsi.checkpoints.files import read_checkpoint
 from umsi.checkpoints.lightning_io import SafeCheckpointIO
 from umsi.checkpoints.loading import load_model
-from umsi.cli.run_folder import LOCK_NAME
 from umsi.errors import CheckpointError, MissingPathError
 from umsi.paths import CONFIG_DIR
 from umsi.training.module import UMSILitModule, load_weights
@@ -216,21 +214,6 @@ def _final_weights(run_dir: Path) -> dict[str, torch.Tensor]:
     return read_checkpoint(run_dir / "checkpoints" / "last.ckpt")["state_dict"]
 
 
-def _wait_until_released(folder: Path, timeout: float = 60) -> None:
-    """SIGKILL ends a run's main process at once; its forked data workers share its lock on the run folder and
-    exit when they notice (within seconds). Resuming before that is refused as 'run folder busy'."""
-    deadline = time.monotonic() + timeout
-    with open(folder / LOCK_NAME) as lock:
-        while True:
-            try:
-                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                fcntl.flock(lock, fcntl.LOCK_UN)
-                return
-            except BlockingIOError:
-                assert time.monotonic() < deadline, f"{folder} still locked {timeout} s after the kill"
-                time.sleep(0.05)
-
-
 def test_killed_and_resumed_run_equals_an_uninterrupted_one(synthetic_root: Path, tmp_path: Path) -> None:
     """Deterministic CPU run of 4 epochs (2 data workers, sanity check on) vs. the same run SIGKILLed as soon as
     its first checkpoint exists and resumed with ``ckpt_path=last``: identical final weights and metrics."""
@@ -252,7 +235,7 @@ def test_killed_and_resumed_run_equals_an_uninterrupted_one(synthetic_root: Path
     assert proc.wait(timeout=60) == -signal.SIGKILL, "the run ended before it could be killed"
     assert not (killed / "summary.json").exists()
     assert read_checkpoint(last)["epoch"] < 3  # killed before the end: the resume has epochs left to train
-    _wait_until_released(killed)
+    # resumed at once: the folder's lock died with the process (its forked data workers may still be winding down)
 
     resumed = subprocess.run(
         [sys.executable, "-m", "umsi.cli.train", *args, "ckpt_path=last"],
