@@ -354,7 +354,7 @@ def test_console_script_is_fast_and_light(tmp_path: Path) -> None:
         timeout=120,
     )
     assert result.returncode == 2
-    assert result.stderr == "umsi-train: config error: trainer.max_epochs='abc' must be an integer (default 3)\n"
+    assert result.stderr == "umsi-train: config error: trainer.max_epochs='abc' must be an integer (default 4)\n"
     assert not list(tmp_path.iterdir())  # refused before Hydra made a run folder
     code = "import sys, umsi.cli.train, umsi.cli.eval, umsi.cli.config_check; assert 'torch' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True, env=env, timeout=120)
