@@ -50,8 +50,11 @@ def synthetic_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def tiny_overrides(datasets_dir: Path, output_dir: Path) -> list[str]:
-    """Overrides for a fast CPU run on the tiny tree: 32×40 input, 1 epoch, no logger, no progress bar."""
+    """Overrides for a fast CPU run on the tiny tree: the ~0.15 M-parameter ``model=tiny`` (a test that needs
+    another network appends its own ``model=…``, the last one wins), 32×40 input, 1 epoch, no logger, no progress
+    bar."""
     return [
+        "model=tiny",
         f"paths.root_dir={output_dir}",
         f"paths.datasets_dir={datasets_dir}",
         f"paths.output_dir={output_dir}",

@@ -61,7 +61,8 @@ def test_help_page_without_hydra_group_listing(
     page = capsys.readouterr().out
     assert page.startswith("umsi-predict: heatmaps, overlays and class probabilities")
     assert "device: cuda\n" in page  # the config is composed with the command line
-    presets = "convnext_tiny, deit_small, efficientnet_b3, resnet50, umsi, umsi_official, xception41, xception65_os16"
+    presets = "convnext_tiny, deit_small, efficientnet_b3, resnet50, tiny, umsi, umsi_official, xception41, "
+    presets += "xception65_os16"
     assert f"model: {presets}\n" in page
     assert "Use --hydra-help to view Hydra specific help" in page
     assert not list(tmp_path.iterdir())

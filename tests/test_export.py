@@ -131,7 +131,7 @@ def test_cli_onnx_end_to_end(trained: Path, tmp_path: Path) -> None:
     exported = load_exported(written[0])
     meta, card = exported.metadata, exported.card
     assert meta["input_size"] == (32, 40) and meta["class_names"][-1] == "natural_images"
-    assert card.architecture == "umsi" and card.preprocessing.name == "official"  # the checkpoint's card
+    assert card.architecture == "umsi_tiny" and card.preprocessing.name == "imagenet"  # the checkpoint's card
     assert card.source["kind"] == "exported" and card.source["file"] == written[0].with_suffix(".ckpt").name
     assert [p.name for p in written[0].parent.glob(".*")] == []  # no temp files
     assert {p.name for p in tmp_path.iterdir()} == {"outputs"}  # Hydra writes only under outputs/

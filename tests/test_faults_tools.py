@@ -85,7 +85,7 @@ def test_salicon_mix_larger_than_the_images_found_draws_them_all_with_a_warning(
         (
             "data.input_size=[6,40]",
             "umsi-train: config error: data.input_size=[6, 40] is too small for the pretrain stage: the "
-            "legacy_xception encoder needs at least 7×7 px (set data.input_size=[7,40] or larger)",
+            "test_efficientnet encoder needs at least 8×8 px (set data.input_size=[8,40] or larger)",
         ),
     ],
 )

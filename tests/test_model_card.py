@@ -115,14 +115,14 @@ def test_a_copied_checkpoint_predicts_exports_and_serves_as_in_its_run_folder(
 def test_a_training_checkpoint_card_names_a_registered_architecture(timm_run: Path) -> None:
     state = read_checkpoint(timm_run)
     card = ModelCard.from_dict(state[CARD_KEY])
-    assert card.architecture == "umsi" and card.architecture in list_models()
+    assert card.architecture == "umsi_tiny" and card.architecture in list_models()
     assert "_target_" not in card.model_args and "." not in json.dumps(card.architecture)
     assert (card.input_size, card.preprocessing.name, card.output_scale) == ((64, 80), "timm", 2.0)
     assert card.model_args["pretrained"] is False and card.model_args["pretrained_file"] is None
     assert len(card.class_names) == card.model_args["num_classes"]
     assert card.source == {"kind": "training", "run": str(timm_run.parents[1]), "stage": "pretrain"}
     assert card.name == "10-00-00/pretrain" and card.umsi_version
-    assert state["hyper_parameters"]["model"]["architecture"] == "umsi"
+    assert state["hyper_parameters"]["model"]["architecture"] == "umsi_tiny"
     assert ModelCard.from_json(card.to_json()) == card
 
 

@@ -84,7 +84,8 @@ def _pretrain_offline(
     from umsi.cli.train import main
 
     run_dir = tmp / "run"
-    overrides = [o for o in tiny_overrides(synthetic_root, run_dir) if not o.startswith("paths.root_dir")]
+    # the network of ``args`` (the default one unless they name another), not the tiny tests' model=tiny
+    overrides = [o for o in tiny_overrides(synthetic_root, run_dir) if not o.startswith(("paths.root_dir", "model="))]
     argv = ["umsi-train", *args, "model.pretrained=true", "stage=pretrain", "optimizer.lr=0.0"]
     monkeypatch.chdir(tmp)
     monkeypatch.setattr(sys, "argv", [*argv, *overrides, f"hydra.run.dir={run_dir}"])

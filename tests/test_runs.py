@@ -135,12 +135,12 @@ def test_the_logs_of_a_pipeline_tell_the_truth(pipeline) -> None:
 def test_weights_from_a_pretrained_file_are_logged(tiny_cfg, tmp_path: Path, caplog) -> None:
     import timm
 
-    path = tmp_path / "legacy_xception.pth"
-    torch.save(timm.create_model("legacy_xception", pretrained=False).state_dict(), path)
+    path = tmp_path / "test_efficientnet.pth"  # the encoder of the tiny runs' model=tiny
+    torch.save(timm.create_model("test_efficientnet", pretrained=False).state_dict(), path)
     cfg, _ = tiny_cfg("stage=pretrain", f"model.pretrained_file={path}")
     with caplog.at_level(logging.INFO, logger="umsi"):
         build_module(cfg, build_datamodule(cfg).class_names)
-    assert f"pretrain stage: encoder legacy_xception from model.pretrained_file={path}" in caplog.text
+    assert f"pretrain stage: encoder test_efficientnet from model.pretrained_file={path}" in caplog.text
 
 
 def test_the_epoch_log_is_read_once_per_epoch(tmp_path: Path) -> None:

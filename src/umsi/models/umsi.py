@@ -202,6 +202,22 @@ def umsi_deit_small(**kwargs: Any) -> UMSI:
     return UMSI(**{"encoder": "deit_small_patch16_224", "output_stride": 16, **kwargs})
 
 
+@register_model(preprocessing="imagenet")
+def umsi_tiny(**kwargs: Any) -> UMSI:
+    """UMSI's layers at a fraction of the width on timm's ``test_efficientnet`` (``model=tiny``): about 0.15 M
+    parameters, for smoke runs and the test suite (Lightning, checkpoints, resuming, serving), not for results.
+
+    The 1×1 map head starts with non-negative weights and bias: its input is post-ReLU (≥ 0), so the map starts
+    positive everywhere. With random signs a head this narrow starts dead (ReLU(negative) = 0 everywhere, no
+    gradient) for most seeds."""
+    tiny = {"encoder": "test_efficientnet", "width": 32, "decoder_channels": [[32, 32], [16, 16], [16]]}
+    model = UMSI(**{**tiny, **kwargs})
+    with torch.no_grad():
+        model.decoder.head.weight.abs_()
+        model.decoder.head.bias.abs_()
+    return model
+
+
 def count_parameters(model: nn.Module) -> tuple[int, int]:
     """(learnable parameters, BatchNorm running mean/variance values) — their sum is what Keras reports."""
     params = sum(p.numel() for p in model.parameters())
