@@ -13,6 +13,8 @@ else
 TORCH_PAIR ?= torch==2.14.1 torchvision==0.29.1
 endif
 TEST_ARGS ?=
+# make test: one pytest-xdist worker per logical CPU; a test file stays on one worker (its module fixtures are shared)
+TEST_WORKERS ?= logical
 # The TensorFlow/Keras reference of `make bench` lives in its own venv (scripts/make_tf_venv.sh).
 TF_VENV ?= .venv-tf
 KERAS_ARGS ?=
@@ -46,10 +48,10 @@ test-deps:
 	@scripts/test_system_deps.sh
 
 test: test-deps install
-	WANDB_MODE=disabled $(PY) -m pytest -m "not slow" $(TEST_ARGS)
+	WANDB_MODE=disabled $(PY) -m pytest -m "not slow" -n $(TEST_WORKERS) --dist loadfile $(TEST_ARGS)
 
 test-all: test-deps install
-	WANDB_MODE=disabled $(PY) -m pytest $(TEST_ARGS)
+	WANDB_MODE=disabled $(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile $(TEST_ARGS)
 
 # Benchmarks: framework vs plain loop, inference, data pipeline, metrics -> outputs/bench/<date>/bench.{json,md}
 # (GPU when present; a few minutes on a 2-core CPU).

@@ -14,6 +14,14 @@ from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig
 
 os.environ.setdefault("WANDB_MODE", "disabled")
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # make test runs one pytest-xdist worker per CPU: each worker, and the processes its tests start, on one torch
+    # thread. With torch's default (one thread per CPU in every worker) the 2-core machine ran the suite in 376 s,
+    # slower than one thread per worker (248 s): OpenMP threads of two processes wait on each other's barriers.
+    os.environ["OMP_NUM_THREADS"] = "1"
+    import torch
+
+    torch.set_num_threads(1)
 
 from umsi.data.synthetic import generate
 from umsi.paths import CONFIG_DIR
