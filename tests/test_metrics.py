@@ -394,9 +394,11 @@ def test_fast_metrics_equal_the_float64_reference_within_1e_6(
                 )
 
 
-def test_fast_metrics_do_not_depend_on_the_batch_or_block_layout() -> None:
-    # A batch is scored in parts on several threads, images in blocks of pieces (65537 pixels is prime: no even cut,
-    # whole images; 300×400: pieces of a quarter image); every image's value is the one it has scored alone.
+def test_fast_metrics_do_not_depend_on_the_batch_or_block_layout(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A batch is scored in parts on several threads, images in blocks of pieces (with blocks of 2**16 pixels: 65537
+    # pixels is prime, no even cut, whole images; 300×400: pieces of a quarter image); every image's value is the
+    # one it has scored alone.
+    monkeypatch.setattr("umsi.metrics.sums._BLOCK_ELEMENTS", 1 << 16)
     rng = np.random.default_rng(17)
     threads = torch.get_num_threads()
     for h, w in ((1, 65537), (300, 400)):
