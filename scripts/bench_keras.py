@@ -180,8 +180,10 @@ def _low_precision(ckpt: Path, tmp: Path, args: argparse.Namespace) -> tuple[dic
         root = generate(tmp / "synthetic", seed=0, imp1k_per_class=per_class, progress=False, **sizes)
         folder = root / "imp1k" / "imgs"  # the design images (not their importance maps)
     int8 = tmp / "umsi_int8.onnx"
+    size = [int(v) for v in args.input_size]
     overrides = [f"ckpt={ckpt}", f"output={int8}", "quantize=int8", f"calibration_images={folder}"]
     overrides += [f"n={args.n}", f"n_check={args.n_check}", "min_cc=-1", "max_kl=1e30", "min_class_agreement=0"]
+    overrides += [f"input_size=[{size[0]},{size[1]}]"]  # the bench's size, whatever size the model was trained at
     with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
         export_from_config(compose("export", overrides))
     predictors = {
@@ -189,6 +191,10 @@ def _low_precision(ckpt: Path, tmp: Path, args: argparse.Namespace) -> tuple[dic
         "bf16": umsi.load(ckpt, precision="bf16"),
         "int8": umsi.load(int8),
     }
+    for predictor in (predictors["fp32"], predictors["bf16"]):
+        # a model trained at another size (make train's demo: 48×64) predicts at the bench's: the network is fully
+        # convolutional, and the int8 file above is exported at that size
+        predictor.input_size = (size[0], size[1])
     thresholds = AccuracyThresholds()
     int8_report = load_exported(int8).metadata["quantization"]["accuracy_check"]
     _, check = split_images(folder, args.n, None, args.n_check)
