@@ -324,7 +324,8 @@ def markdown(results: dict) -> str:
         f"{m['cpu_count']} CPU cores, {results['threads']} threads each; torch {m['torch']}, TensorFlow "
         f"{m['tf_tensorflow']} (Keras {m['tf_keras']}, oneDNN {m['tf_onednn_opts']}, intra-op "
         f"{m['tf_intra_op_threads']}, inter-op {m['tf_inter_op_threads']}). Input "
-        f"{results['input_size'][0]}×{results['input_size'][1]}; weights: {m['weights']}. Load average "
+        f"{results['input_size'][0]}×{results['input_size'][1]}; Keras weights: {m['weights']}; umsi weights: "
+        f"{m['umsi_weights']}. Load average "
         f"before {m['load_average'][0]:.2f}, after {m['load_average_after'][0]:.2f}.",
         "",
         "| batch | contender | s per image (median) | best | CPU s per image | calls |",
