@@ -67,10 +67,12 @@ def test_targets_and_report() -> None:
             "tf_intra_op_threads": 2,
             "tf_inter_op_threads": 1,
             "weights": "synthetic",
+            "umsi_weights": "the .h5's, converted",
             "load_average": [0.5, 0.5, 0.5],
             "load_average_after": [0.6, 0.5, 0.5],
         },
     )
     report = bench.markdown(results)
+    assert "Keras weights: synthetic; umsi weights: the .h5's, converted." in report
     assert "| 1 | 2.30× | 2.42× | 7.0e-06 | 1.0e-07 |" in report
     assert "| predict per image at batch 8 ≤ at batch 1 | 0.450 s vs 0.400 s | **no** |" in report
