@@ -1,5 +1,6 @@
 """The CPU speed-ups of the forward pass change no output beyond float rounding: the gather-free TF1 upsampling, the
-decoder head before the last resize, BatchNorm folding and the predictor's image-by-image CPU chunks."""
+decoder head before the last resize, BatchNorm folding, the predictor's image-by-image CPU chunks, the max-pool
+without indices, the dilated depthwise convolution on an input padded first and the pre-packed convolution weights."""
 
 from __future__ import annotations
 
@@ -11,9 +12,11 @@ from torch import nn
 
 import keras_reference as ref
 from umsi.inference.fold import fold_batchnorm
+from umsi.inference.packed import PackedConv2d, pack_convolutions
 from umsi.inference.predictor import Predictor
 from umsi.models import UMSI
-from umsi.models.heads import Decoder
+from umsi.models.depthwise import LARGE_DILATION, DepthwiseConv2d
+from umsi.models.heads import ASPP, Decoder
 from umsi.models.tf_ops import MaxPool2dFast, max_pool2d, resize_bilinear
 
 
@@ -104,7 +107,8 @@ def test_cpu_chunks_change_no_value() -> None:
     batch = torch.randn(5, 3, 40, 56) * 50
     whole = Predictor(model, [f"c{i}" for i in range(6)], (40, 56), chunk_size=5)
     chunked = Predictor(model, [f"c{i}" for i in range(6)], (40, 56))
-    assert chunked.chunk_size == 1  # the CPU default
+    assert chunked.chunk_size == 1  # the CPU default in float32
+    assert Predictor(model, ["a"], (40, 56), precision="bf16").chunk_size == 2  # half as large activations
     maps, probabilities = chunked.forward(batch)
     expected_maps, expected_probabilities = whole.forward(batch)
     assert maps.shape == (5, 80, 112) and probabilities.shape == (5, 6)
@@ -139,3 +143,91 @@ def test_default_encoder_uses_the_fast_pool() -> None:
     pools = [m for m in UMSI().encoder.modules() if isinstance(m, nn.MaxPool2d)]
     assert len(pools) == 4 and all(type(m) is MaxPool2dFast for m in pools)
     assert [m.stride for m in pools] == [2, 2, 1, 1]  # the official stride change kept
+
+
+@pytest.mark.parametrize("dilation", [LARGE_DILATION, 12, 40])  # 40: every tap but the centre reads padding only
+@pytest.mark.parametrize(("kernel", "size", "stride"), [(3, (30, 40), 1), (3, (9, 13), 2), (5, (20, 17), 1)])
+@pytest.mark.parametrize("bias", [False, True])
+def test_depthwise_padded_first_equals_the_convolution(
+    dilation: int, kernel: int, size: tuple[int, int], stride: int, bias: bool
+) -> None:
+    torch.manual_seed(0)
+    conv = DepthwiseConv2d(6, kernel, dilation, bias=bias).eval()
+    conv.stride = (stride, stride)
+    x = torch.randn(2, 6, *size).contiguous(memory_format=torch.channels_last)
+    with torch.no_grad():
+        assert conv._pads_first(x)
+        got = conv(x)
+        expected = F.conv2d(x, conv.weight, conv.bias, stride, dilation * (kernel - 1) // 2, dilation, 6)
+    assert got.shape == expected.shape and got.is_contiguous(memory_format=torch.channels_last)
+    torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        low = conv(x)
+    assert low.dtype == torch.bfloat16  # still one autocast convolution
+    torch.testing.assert_close(low.float(), expected, rtol=0.05, atol=0.05 * float(expected.abs().max()))
+
+
+def test_depthwise_convolution_pads_inside_for_autograd_export_and_small_dilations() -> None:
+    conv = DepthwiseConv2d(4, 3, 12)
+    x = torch.randn(1, 4, 10, 10, requires_grad=True)
+    out = conv(x)
+    assert out.grad_fn.name().startswith("Convolution")  # training: one convolution and its backward
+    assert out.grad_fn.next_functions[0][0].name() != "ConstantPadNdBackward0"
+    with torch.no_grad():
+        assert not DepthwiseConv2d(4, 3, LARGE_DILATION - 2)._pads_first(x)  # oneDNN's own padding is fast there
+        traced = torch.jit.trace(conv.eval(), x.detach())
+    graph = str(traced.graph)
+    assert "aten::_convolution" in graph and "pad" not in graph  # an exported file keeps one standard Conv op
+
+
+def test_aspp_separable_branches_use_the_depthwise_module() -> None:
+    aspp = ASPP(32, width=8, dilations=(6, 12, 18))
+    depthwise = [branch[0] for branch in aspp.branches[1:]]
+    assert all(type(m) is DepthwiseConv2d and m.groups == 32 for m in depthwise)
+    assert [m.dilation for m in depthwise] == [(6, 6), (12, 12), (18, 18)]
+    assert "branches.1.0.weight" in aspp.state_dict() and "branches.1.0.bias" not in aspp.state_dict()
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+@pytest.mark.parametrize(
+    ("in_channels", "out_channels", "kernel", "stride", "padding", "dilation", "groups"),
+    [(16, 24, 1, 1, 0, 1, 1), (8, 16, 3, 2, 1, 1, 1), (12, 12, 3, 1, 2, 2, 1), (12, 12, 3, 1, 1, 1, 12)],
+)
+def test_packed_convolution_gives_the_same_bits(
+    dtype: torch.dtype,
+    in_channels: int,
+    out_channels: int,
+    kernel: int,
+    stride: int,
+    padding: int,
+    dilation: int,
+    groups: int,
+) -> None:
+    """The pre-packed weight runs the same oneDNN kernel: bit for bit what ``nn.Conv2d`` gives under CPU autocast
+    (bf16) or in float32, for each input shape it meets (the packed weight is made again when the shape changes)."""
+    torch.manual_seed(0)
+    conv = nn.Conv2d(in_channels, out_channels, kernel, stride, padding, dilation, groups).eval().to(dtype)
+    packed = PackedConv2d(conv)
+    for size in ((20, 24), (13, 17), (20, 24)):
+        x = torch.randn(2, in_channels, *size).contiguous(memory_format=torch.channels_last)
+        with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=dtype == torch.bfloat16):
+            expected, got = conv(x), packed(x)
+        assert got.dtype == expected.dtype == dtype
+        assert torch.equal(got, expected), size
+    with torch.inference_mode(), torch.autocast("cpu", dtype=torch.float16):  # another autocast dtype decides
+        assert packed(x).dtype == torch.float16
+
+
+def test_pack_convolutions_replaces_the_plain_ones_only() -> None:
+    model = UMSI(width=16, decoder_channels=((8,), (8,), (4,)), aspp_dilations=(2, 12)).eval()
+    plain = [m for m in model.modules() if type(m) is nn.Conv2d]
+    others = [m for m in model.modules() if isinstance(m, nn.Conv2d) and type(m) is not nn.Conv2d]
+    assert others  # the ASPP's depthwise convolutions have their own forward
+    x = torch.randn(1, 3, 40, 56) * 50
+    with torch.inference_mode():
+        expected = model(x)
+        assert pack_convolutions(model) == len(plain)
+        got = model(x)
+    assert [m.conv for m in model.modules() if isinstance(m, PackedConv2d)] == plain
+    assert pack_convolutions(model) == 0  # packed already
+    assert torch.equal(got.saliency, expected.saliency) and torch.equal(got.logits, expected.logits)

@@ -171,5 +171,13 @@ def test_bf16_on_the_cpu_runs_in_bf16_and_stays_close_to_fp32(tiny_checkpoint: P
     images = torch.stack([fp32.preprocess(cv2.imread(str(f))) for f in files])
     reference, candidate = fp32.forward(images), bf16.forward(images)
     assert not torch.equal(reference[0], candidate[0])
+    # its convolution weights are stored in bf16 once: the same bits as autocast's casts on every call of a
+    # float32-weight copy
+    convolutions = [m for m in bf16.network.modules() if isinstance(m, torch.nn.Conv2d)]
+    assert {m.weight.dtype for m in convolutions} == {torch.bfloat16}
+    autocast_only = umsi.load(tiny_checkpoint)
+    autocast_only.precision, autocast_only.chunk_size = "bf16", bf16.chunk_size
+    for got, expected in zip(candidate, autocast_only.forward(images), strict=True):
+        assert torch.equal(got, expected)
     report = accuracy_report(reference, candidate, [f.name for f in files], AccuracyThresholds(0.95, 0.05, 0.75))
     assert report["passed"], report

@@ -22,16 +22,19 @@ from umsi.data.postprocess import postprocess_maps
 from umsi.data.readers import read_image_bgr
 from umsi.data.transforms import check_result_shape, letterbox, normalize_image
 from umsi.inference.fold import fold_batchnorm
+from umsi.inference.packed import pack_convolutions
 from umsi.models.card import ModelCard, Preprocessing, get_preprocessing
 from umsi.models.umsi import UMSIOutput
 
 ImageInput = Union[str, Path, Image.Image, np.ndarray]  # noqa: UP007 (a runtime alias)
 EXPORTED_SUFFIXES = (".onnx", ".ts", ".torchscript")
 PRECISIONS = {"32": None, "bf16": torch.bfloat16, "16": torch.float16}
-# Images per network call on the CPU. Layer by layer, a batch of 8 makes every activation 8× larger (the
-# 30×40×728 middle-flow maps 28 MB instead of 3.5 MB), so each op streams it from memory instead of cache and
-# the per-image cost grows with the batch (docs/performance.md); a batch therefore runs image by image there.
-CPU_CHUNK_SIZE = 1
+# Images per network call on the CPU, by precision. Layer by layer, a batch of 8 makes every activation 8× larger
+# (the 30×40×728 middle-flow maps 28 MB instead of 3.5 MB in float32), so each op streams it from memory instead of
+# cache and the per-image cost grows with the batch (docs/performance.md): float32 runs image by image, the 16-bit
+# precisions, whose activations are half as large, two images at a time (7 % less time per image in bf16 than
+# one by one; in float32 two and one are within 1 %).
+CPU_CHUNK_SIZES = {"32": 1, "bf16": 2, "16": 2}
 
 
 @dataclass
@@ -129,7 +132,7 @@ class Predictor:
         self.card: ModelCard | None = None
         self.device = torch.device(device)
         self.precision = str(precision)
-        self.chunk_size = chunk_size or (CPU_CHUNK_SIZE if self.device.type == "cpu" else None)
+        self.chunk_size = chunk_size or (CPU_CHUNK_SIZES[self.precision] if self.device.type == "cpu" else None)
         self.calibrations = dict(calibrations or {})
         self.memory_format = torch.contiguous_format
         if self.device.type == "cpu" and isinstance(network, torch.nn.Module):
@@ -175,8 +178,9 @@ class Predictor:
     def forward(self, batch: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(B, 3, h, w) preprocessed → (maps (B, sh, sw) float32, probabilities (B, K)) on the CPU.
 
-        The network sees ``chunk_size`` images per call (all B when None; 1 on the CPU by default, see
-        ``CPU_CHUNK_SIZE``). In eval mode every image is computed independently, so chunking changes no value."""
+        The network sees ``chunk_size`` images per call (all B when None; on the CPU by default 1 in float32 and 2
+        in bf16 / fp16, see ``CPU_CHUNK_SIZES``). In eval mode every image is computed independently, so chunking
+        changes no value."""
         step = self.chunk_size or len(batch)
         maps, probabilities = [], []
         with torch.inference_mode(), self._autocast():
@@ -215,8 +219,8 @@ class Predictor:
         calibration: str = "none",
     ) -> Prediction | list[Prediction]:
         """Heatmaps and class probabilities for one image or a sequence of paths / PIL images / arrays.
-        ``batch_size`` None: 1 on the CPU (where the network runs ``chunk_size`` images at a time anyway), 16 on a
-        GPU. ``calibration``: ``"none"`` (the map as trained), a domain of ``self.calibrations``, or ``"auto"``
+        ``batch_size`` None: ``chunk_size`` on the CPU (the images the network runs at a time there anyway), 16 on
+        a GPU. ``calibration``: ``"none"`` (the map as trained), a domain of ``self.calibrations``, or ``"auto"``
         (each image gets the calibration of its predicted class; a class without one, the mean of the fitted
         domains). Raises ``ValueError`` for a domain the model has no calibration for, and
         :class:`~umsi.data.transforms.ImageShapeError` naming the image (its path, or its position) when its heatmap
@@ -224,7 +228,7 @@ class Predictor:
         self.calibration_for(calibration, None)  # refuse an unknown domain before any work
         single = isinstance(images, str | Path | Image.Image | np.ndarray)
         items = [images] if single else list(images)
-        batch_size = batch_size or (1 if self.device.type == "cpu" else 16)
+        batch_size = batch_size or ((self.chunk_size or 1) if self.device.type == "cpu" else 16)
         results: list[Prediction] = []
         for start in range(0, len(items), batch_size):
             bgr = [as_bgr(image) for image in items[start : start + batch_size]]
@@ -245,12 +249,24 @@ class Predictor:
         return f"Predictor({self.name!r}, input {self.input_size}, classes {self.class_names}, {self.device})"
 
 
+def store_autocast_weights(model: torch.nn.Module, dtype: torch.dtype) -> None:
+    """Cast, in place and once, the weights that CPU autocast to ``dtype`` would cast on every call: those of the
+    convolutions and linear layers (the ops autocast runs in ``dtype``), so their outputs under autocast are the
+    same bits; the casts cost 2–3 % of a bf16 forward pass at 240×320 (docs/performance.md). The model then runs
+    under autocast only."""
+    for module in model.modules():
+        if isinstance(module, (torch.nn.Conv2d, torch.nn.Linear)):
+            module.to(dtype)
+
+
 def load(path: str | Path, device: str = "cpu", precision: str = "32") -> Predictor:
     """A ready ``Predictor`` from a training checkpoint, converted official weights (``.ckpt`` or the ``.h5``)
     or an exported model (``.onnx`` through onnxruntime, ``.ts`` TorchScript), or a ``umsi-train`` run or stage
     folder (its best checkpoint, :func:`umsi.checkpoints.loading.model_file`). A PyTorch network is loaded in
     eval mode with its BatchNorms folded into the convolutions (``umsi.inference.fold``): the same maps to float
-    rounding, one pass less per layer; it is for inference, not for training."""
+    rounding, one pass less per layer; it is for inference, not for training. On the CPU, with ``precision`` bf16
+    or 16 its convolution and linear weights are stored in that dtype (:func:`store_autocast_weights`), and its
+    plain convolutions keep their weights in oneDNN's layout (``umsi.inference.packed``): the same bits, faster."""
     path = Path(path)
     if path.is_dir():
         from umsi.checkpoints.loading import model_file
@@ -268,4 +284,9 @@ def load(path: str | Path, device: str = "cpu", precision: str = "32") -> Predic
 
     loaded = load_model(path, device=device)
     fold_batchnorm(loaded.model)  # the predictor's own copy, for inference only
+    dtype = PRECISIONS.get(str(precision))
+    if torch.device(device).type == "cpu":
+        if dtype is not None:
+            store_autocast_weights(loaded.model, dtype)
+        pack_convolutions(loaded.model)
     return Predictor.from_card(loaded.model, loaded.card, device, precision, name=loaded.name)

@@ -12,6 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from umsi.models.depthwise import DepthwiseConv2d
 from umsi.models.tf_ops import Conv2dTFSame, resize_bilinear
 
 
@@ -31,20 +32,12 @@ class ConvBNReLU(nn.Sequential):
 
 
 class SeparableConvBNReLU(nn.Sequential):
-    """Depthwise 3×3 (dilation d) → BN → ReLU → pointwise 1×1 → BN → ReLU (Keras ``SepConv_BN``,
-    ``depth_activation=True``). (B, C_in, h, w) → (B, C_out, h, w)."""
+    """Depthwise 3×3 (dilation d, :class:`~umsi.models.depthwise.DepthwiseConv2d`) → BN → ReLU → pointwise 1×1 →
+    BN → ReLU (Keras ``SepConv_BN``, ``depth_activation=True``). (B, C_in, h, w) → (B, C_out, h, w)."""
 
     def __init__(self, in_channels: int, out_channels: int, dilation: int) -> None:
         super().__init__(
-            nn.Conv2d(
-                in_channels,
-                in_channels,
-                3,
-                padding=dilation,
-                dilation=dilation,
-                groups=in_channels,
-                bias=False,
-            ),
+            DepthwiseConv2d(in_channels, 3, dilation),
             nn.BatchNorm2d(in_channels),
             nn.ReLU(inplace=True),
             ConvBNReLU(in_channels, out_channels, 1),
