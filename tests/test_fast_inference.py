@@ -12,7 +12,7 @@ from torch import nn
 
 import keras_reference as ref
 from umsi.inference.fold import fold_batchnorm
-from umsi.inference.packed import PackedConv2d, pack_convolutions
+from umsi.inference.packed import PACKED_SHAPES, PackedConv2d, pack_convolutions
 from umsi.inference.predictor import Predictor
 from umsi.models import UMSI
 from umsi.models.depthwise import LARGE_DILATION, DepthwiseConv2d
@@ -214,6 +214,12 @@ def test_packed_convolution_gives_the_same_bits(
             expected, got = conv(x), packed(x)
         assert got.dtype == expected.dtype == dtype
         assert torch.equal(got, expected), size
+    assert len(packed._packed) == 2  # one packed weight per input shape, kept
+    for rows in range(9, 9 + PACKED_SHAPES + 1):  # more shapes than it keeps: the oldest go
+        x = torch.randn(1, in_channels, rows, 11)
+        with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=dtype == torch.bfloat16):
+            assert torch.equal(packed(x), conv(x))
+    assert len(packed._packed) == PACKED_SHAPES
     with torch.inference_mode(), torch.autocast("cpu", dtype=torch.float16):  # another autocast dtype decides
         assert packed(x).dtype == torch.float16
 

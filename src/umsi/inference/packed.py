@@ -13,6 +13,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+PACKED_SHAPES = 4
+"""Input shapes a :class:`PackedConv2d` keeps a packed weight for (each a copy of the weight)."""
+
 
 def packing_available() -> bool:
     """Whether this PyTorch build has oneDNN and its operators for pre-packed convolution weights."""
@@ -29,16 +32,15 @@ class PackedConv2d(nn.Module):
 
     (B, C_in, H, W) → (B, C_out, H', W') as the wrapped convolution, in the convolution's weight dtype: the input is
     cast to it first, as CPU autocast does for a bf16 convolution (a float32 model gets float32); under CPU autocast
-    to another dtype the wrapped convolution runs as it is. The packed weight is kept for the last input shape,
-    dtype and weight storage, and made again when one changes. No autograd: for inference only
-    (:func:`pack_convolutions`).
+    to another dtype the wrapped convolution runs as it is. A packed weight is kept for each of the last
+    :data:`PACKED_SHAPES` input shapes (e.g. a batch's chunks of 2 and its last chunk of 1), weight dtypes and
+    storages. No autograd: for inference only (:func:`pack_convolutions`).
     """
 
     def __init__(self, conv: nn.Conv2d) -> None:
         super().__init__()
         self.conv = conv
-        self._packed: torch.Tensor | None = None
-        self._packed_for: tuple = ()
+        self._packed: dict[tuple, torch.Tensor] = {}  # by input shape, weight dtype and storage, oldest first
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         conv = self.conv
@@ -47,14 +49,17 @@ class PackedConv2d(nn.Module):
             return conv(x)  # autocast to another dtype than the weight's decides: the convolution as it is
         key = (tuple(x.shape), weight.dtype, weight.data_ptr())
         padding, stride, dilation = list(conv.padding), list(conv.stride), list(conv.dilation)
-        if self._packed is None or self._packed_for != key:
-            self._packed = torch.ops.mkldnn._reorder_convolution_weight(
+        packed = self._packed.get(key)
+        if packed is None:
+            if len(self._packed) >= PACKED_SHAPES:
+                del self._packed[next(iter(self._packed))]
+            packed = torch.ops.mkldnn._reorder_convolution_weight(
                 weight.detach(), padding, stride, dilation, conv.groups, list(x.shape)
             )
-            self._packed_for = key
+            self._packed[key] = packed
         bias = conv.bias.detach() if conv.bias is not None else None
         return torch.ops.mkldnn._convolution_pointwise(
-            x.to(weight.dtype), self._packed, bias, padding, stride, dilation, conv.groups, "none", [], ""
+            x.to(weight.dtype), packed, bias, padding, stride, dilation, conv.groups, "none", [], ""
         )
 
 
