@@ -188,12 +188,20 @@ def test_aspp_separable_branches_use_the_depthwise_module() -> None:
     assert "branches.1.0.weight" in aspp.state_dict() and "branches.1.0.bias" not in aspp.state_dict()
 
 
+def _assert_same_to_rounding(got: torch.Tensor, expected: torch.Tensor) -> None:
+    """Equal up to a few roundings of the dtype (float32: 1e-5 of the range; bf16: 2 units in the last place)."""
+    assert got.dtype == expected.dtype and got.shape == expected.shape
+    scale = float(expected.float().abs().max())
+    tolerance = (2**-7 if expected.dtype == torch.bfloat16 else 1e-5) * scale
+    torch.testing.assert_close(got.float(), expected.float(), rtol=0, atol=tolerance)
+
+
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
 @pytest.mark.parametrize(
     ("in_channels", "out_channels", "kernel", "stride", "padding", "dilation", "groups"),
     [(16, 24, 1, 1, 0, 1, 1), (8, 16, 3, 2, 1, 1, 1), (12, 12, 3, 1, 2, 2, 1), (12, 12, 3, 1, 1, 1, 12)],
 )
-def test_packed_convolution_gives_the_same_bits(
+def test_packed_convolution_gives_the_same_outputs(
     dtype: torch.dtype,
     in_channels: int,
     out_channels: int,
@@ -203,8 +211,8 @@ def test_packed_convolution_gives_the_same_bits(
     dilation: int,
     groups: int,
 ) -> None:
-    """The pre-packed weight runs the same oneDNN kernel: bit for bit what ``nn.Conv2d`` gives under CPU autocast
-    (bf16) or in float32, for each input shape it meets (the packed weight is made again when the shape changes)."""
+    """What ``nn.Conv2d`` gives under CPU autocast (bf16) or in float32, to float rounding, for each input shape it
+    meets (a packed weight per shape)."""
     torch.manual_seed(0)
     conv = nn.Conv2d(in_channels, out_channels, kernel, stride, padding, dilation, groups).eval().to(dtype)
     packed = PackedConv2d(conv)
@@ -213,12 +221,13 @@ def test_packed_convolution_gives_the_same_bits(
         with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=dtype == torch.bfloat16):
             expected, got = conv(x), packed(x)
         assert got.dtype == expected.dtype == dtype
-        assert torch.equal(got, expected), size
+        _assert_same_to_rounding(got, expected)
     assert len(packed._packed) == 2  # one packed weight per input shape, kept
     for rows in range(9, 9 + PACKED_SHAPES + 1):  # more shapes than it keeps: the oldest go
-        x = torch.randn(1, in_channels, rows, 11)
+        x = torch.randn(1, in_channels, rows, 11).contiguous(memory_format=torch.channels_last)
         with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=dtype == torch.bfloat16):
-            assert torch.equal(packed(x), conv(x))
+            _assert_same_to_rounding(packed(x), conv(x))
+            _assert_same_to_rounding(packed(x.contiguous()), conv(x.contiguous()))  # NCHW input as well
     assert len(packed._packed) == PACKED_SHAPES
     with torch.inference_mode(), torch.autocast("cpu", dtype=torch.float16):  # another autocast dtype decides
         assert packed(x).dtype == torch.float16
@@ -226,14 +235,16 @@ def test_packed_convolution_gives_the_same_bits(
 
 def test_pack_convolutions_replaces_the_plain_ones_only() -> None:
     model = UMSI(width=16, decoder_channels=((8,), (8,), (4,)), aspp_dilations=(2, 12)).eval()
+    model.to(memory_format=torch.channels_last)  # as the predictor runs it on the CPU
     plain = [m for m in model.modules() if type(m) is nn.Conv2d]
     others = [m for m in model.modules() if isinstance(m, nn.Conv2d) and type(m) is not nn.Conv2d]
     assert others  # the ASPP's depthwise convolutions have their own forward
-    x = torch.randn(1, 3, 40, 56) * 50
+    x = (torch.randn(1, 3, 40, 56) * 50).contiguous(memory_format=torch.channels_last)
     with torch.inference_mode():
         expected = model(x)
         assert pack_convolutions(model) == len(plain)
         got = model(x)
     assert [m.conv for m in model.modules() if isinstance(m, PackedConv2d)] == plain
     assert pack_convolutions(model) == 0  # packed already
-    assert torch.equal(got.saliency, expected.saliency) and torch.equal(got.logits, expected.logits)
+    _assert_same_to_rounding(got.saliency, expected.saliency)
+    _assert_same_to_rounding(got.logits, expected.logits)

@@ -4,8 +4,10 @@ On the CPU, ``F.conv2d`` hands oneDNN a plain (O, I, kh, kw) weight, which oneDN
 every call: 15 ms of a 205 ms bf16 forward pass of the released network at 240×320 (the 26 middle-flow 728×728
 weights alone 8 ms; ``torch.backends.mkldnn.verbose``). :class:`PackedConv2d` does that reorder once per input
 shape and convolves with PyTorch's oneDNN operators for pre-packed weights (``torch.ops.mkldnn``, what
-``torch.compile``'s CPU freezing pass emits): the same oneDNN kernel, the same bits, 9 % less time in bf16 and 3 % in
-float32 at batch 1 (docs/performance.md).
+``torch.compile``'s CPU freezing pass emits): 9 % less time in bf16 and 3–6 % in float32 at batch 1
+(docs/performance.md). The released network's maps at 240×320 are the same bits; where oneDNN picks another
+algorithm for a packed weight (seen on a 3×3 unpadded float32 convolution of a small grid) they differ by float
+rounding.
 """
 
 from __future__ import annotations

@@ -266,7 +266,8 @@ def load(path: str | Path, device: str = "cpu", precision: str = "32") -> Predic
     eval mode with its BatchNorms folded into the convolutions (``umsi.inference.fold``): the same maps to float
     rounding, one pass less per layer; it is for inference, not for training. On the CPU, with ``precision`` bf16
     or 16 its convolution and linear weights are stored in that dtype (:func:`store_autocast_weights`), and its
-    plain convolutions keep their weights in oneDNN's layout (``umsi.inference.packed``): the same bits, faster."""
+    plain convolutions keep their weights in oneDNN's layout (``umsi.inference.packed``): faster, the same maps to
+    float rounding."""
     path = Path(path)
     if path.is_dir():
         from umsi.checkpoints.loading import model_file
