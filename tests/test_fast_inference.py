@@ -4,6 +4,8 @@ without indices, the dilated depthwise convolution on an input padded first and 
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 import pytest
 import torch
@@ -15,7 +17,7 @@ from umsi.inference.fold import fold_batchnorm
 from umsi.inference.packed import PACKED_SHAPES, PackedConv2d, pack_convolutions
 from umsi.inference.predictor import Predictor
 from umsi.models import UMSI
-from umsi.models.depthwise import LARGE_DILATION, DepthwiseConv2d
+from umsi.models.depthwise import LARGE_DILATION, PADDED_BUFFERS, DepthwiseConv2d, zero_padded
 from umsi.models.heads import ASPP, Decoder
 from umsi.models.tf_ops import MaxPool2dFast, max_pool2d, resize_bilinear
 
@@ -157,6 +159,7 @@ def test_depthwise_padded_first_equals_the_convolution(
     x = torch.randn(2, 6, *size).contiguous(memory_format=torch.channels_last)
     with torch.no_grad():
         assert conv._pads_first(x)
+        conv(torch.randn_like(x))  # another input first: the reused padded buffer keeps nothing of it
         got = conv(x)
         expected = F.conv2d(x, conv.weight, conv.bias, stride, dilation * (kernel - 1) // 2, dilation, 6)
     assert got.shape == expected.shape and got.is_contiguous(memory_format=torch.channels_last)
@@ -248,3 +251,24 @@ def test_pack_convolutions_replaces_the_plain_ones_only() -> None:
     assert pack_convolutions(model) == 0  # packed already
     _assert_same_to_rounding(got.saliency, expected.saliency)
     _assert_same_to_rounding(got.logits, expected.logits)
+
+
+def test_zero_padded_reuses_one_buffer_per_thread_and_shape() -> None:
+    x, y = torch.randn(1, 3, 5, 6), torch.randn(1, 3, 5, 6)
+    with torch.inference_mode():
+        first = zero_padded(x, 2, 3)
+        torch.testing.assert_close(first, F.pad(x, (3, 3, 2, 2)), rtol=0, atol=0)
+        again = zero_padded(y, 2, 3)  # the same buffer, only its interior rewritten
+        assert again.data_ptr() == first.data_ptr()
+        torch.testing.assert_close(again, F.pad(y, (3, 3, 2, 2)), rtol=0, atol=0)
+    with torch.no_grad():  # outside inference mode: another buffer (an inference tensor cannot be written here)
+        assert zero_padded(x, 2, 3).data_ptr() != first.data_ptr()
+    from_thread: list[int] = []
+    with torch.inference_mode():
+        worker = threading.Thread(target=lambda: from_thread.append(zero_padded(x, 2, 3).data_ptr()))
+        worker.start()
+        worker.join()
+        assert from_thread and from_thread[0] != first.data_ptr()  # each thread has its own
+        for rows in range(6, 6 + PADDED_BUFFERS):  # more shapes than it keeps: the oldest go
+            zero_padded(torch.randn(1, 3, rows, 6), 2, 3)
+        assert zero_padded(x, 2, 3).data_ptr() != first.data_ptr()
