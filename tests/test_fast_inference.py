@@ -4,6 +4,8 @@ without indices, the dilated depthwise convolution on an input padded first and 
 
 from __future__ import annotations
 
+import copy
+import io
 import threading
 
 import numpy as np
@@ -232,6 +234,11 @@ def test_packed_convolution_gives_the_same_outputs(
             _assert_same_to_rounding(packed(x), conv(x))
             _assert_same_to_rounding(packed(x.contiguous()), conv(x.contiguous()))  # NCHW input as well
     assert len(packed._packed) == PACKED_SHAPES
+    copied = copy.deepcopy(packed)  # the oneDNN-layout tensors are not copied: the copy packs its own
+    buffer = io.BytesIO()
+    torch.save(packed, buffer)
+    with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=dtype == torch.bfloat16):
+        assert torch.equal(copied(x), packed(x)) and len(copied._packed) == 1
     with torch.inference_mode(), torch.autocast("cpu", dtype=torch.float16):  # another autocast dtype decides
         assert packed(x).dtype == torch.float16
 

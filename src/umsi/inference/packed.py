@@ -44,6 +44,10 @@ class PackedConv2d(nn.Module):
         self.conv = conv
         self._packed: dict[tuple, torch.Tensor] = {}  # by input shape, weight dtype and storage, oldest first
 
+    def __getstate__(self) -> dict:
+        # the packed weights are oneDNN tensors, which cannot be copied or pickled; a copy packs its own again
+        return {**super().__getstate__(), "_packed": {}}
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         conv = self.conv
         weight = conv.weight
@@ -53,8 +57,8 @@ class PackedConv2d(nn.Module):
         padding, stride, dilation = list(conv.padding), list(conv.stride), list(conv.dilation)
         packed = self._packed.get(key)
         if packed is None:
-            if len(self._packed) >= PACKED_SHAPES:
-                del self._packed[next(iter(self._packed))]
+            for stale in list(self._packed)[: max(0, len(self._packed) - PACKED_SHAPES + 1)]:
+                self._packed.pop(stale, None)  # the oldest (pop with a default: another thread may race here)
             packed = torch.ops.mkldnn._reorder_convolution_weight(
                 weight.detach(), padding, stride, dilation, conv.groups, list(x.shape)
             )
