@@ -7,6 +7,7 @@ from __future__ import annotations
 import copy
 import io
 import threading
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -15,10 +16,12 @@ import torch.nn.functional as F
 from torch import nn
 
 import keras_reference as ref
+import umsi
+from umsi.checkpoints.loading import save_model
 from umsi.inference.fold import fold_batchnorm
-from umsi.inference.packed import PACKED_SHAPES, PackedConv2d, pack_convolutions
+from umsi.inference.packed import PACKED_SHAPES, PackedConv2d, pack_convolutions, packing_available
 from umsi.inference.predictor import Predictor
-from umsi.models import UMSI
+from umsi.models import UMSI, create_model
 from umsi.models.depthwise import LARGE_DILATION, PADDED_BUFFERS, DepthwiseConv2d, zero_padded
 from umsi.models.heads import ASPP, Decoder
 from umsi.models.tf_ops import MaxPool2dFast, max_pool2d, resize_bilinear
@@ -279,3 +282,46 @@ def test_zero_padded_reuses_one_buffer_per_thread_and_shape() -> None:
         for rows in range(6, 6 + PADDED_BUFFERS):  # more shapes than it keeps: the oldest go
             zero_padded(torch.randn(1, 3, rows, 6), 2, 3)
         assert zero_padded(x, 2, 3).data_ptr() != first.data_ptr()
+
+
+def test_zero_padded_never_mixes_paddings_of_one_padded_shape() -> None:
+    """A 30×40 input padded by 12 and an 18×28 one padded by 18 are both 54×64 once padded: two buffers, or the
+    second would keep the first's values in its border (the ASPP at 240×320, then at 144×224)."""
+    torch.manual_seed(0)
+    twelve, eighteen = DepthwiseConv2d(4, 3, 12).eval(), DepthwiseConv2d(4, 3, 18).eval()
+    big, small = torch.randn(1, 4, 30, 40), torch.randn(1, 4, 18, 28)
+    with torch.inference_mode():
+        twelve(big)
+        got = eighteen(small)
+        expected = F.conv2d(small, eighteen.weight, None, 1, 18, 18, 4)
+    torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)
+
+
+def test_packed_convolution_falls_back_for_autograd_tracing_and_changed_weights() -> None:
+    torch.manual_seed(0)
+    conv = nn.Conv2d(3, 5, 3, padding=1)
+    packed = PackedConv2d(conv)
+    x = torch.randn(1, 3, 8, 8, requires_grad=True)
+    packed(x).sum().backward()  # autograd: the plain convolution, whose gradient reaches the input and weight
+    assert x.grad is not None and conv.weight.grad is not None
+    with torch.no_grad():
+        traced = torch.jit.trace(packed, x.detach())
+        assert "mkldnn" not in str(traced.graph)  # an export keeps a standard Conv op
+        before = packed(x.detach())
+        conv.weight.mul_(-1)  # an in-place change packs the weight again
+        _assert_same_to_rounding(packed(x.detach()), conv(x.detach()))
+        assert not torch.allclose(packed(x.detach()), before)
+
+
+@pytest.mark.parametrize("precision", ["bf16", "16"])
+def test_low_precision_loads_pack_only_what_this_cpu_runs(precision: str, tmp_path: Path) -> None:
+    """fp16 weights need AVX512-FP16 or AVX-NE-CONVERT for oneDNN's packed kernels: without them they stay plain
+    convolutions (autocast), and ``umsi.load(..., precision="16")`` still predicts."""
+    classes = ["a", "b", "c", "d", "e", "f"]
+    ckpt = save_model(tmp_path / "tiny.ckpt", create_model("umsi_tiny"), (32, 40), classes, architecture="umsi_tiny")
+    predictor = umsi.load(ckpt, precision=precision)
+    dtype = torch.bfloat16 if precision == "bf16" else torch.float16
+    packed = [m for m in predictor.network.modules() if isinstance(m, PackedConv2d)]
+    assert bool(packed) == packing_available(dtype)
+    maps, probabilities = predictor.forward(torch.randn(3, 3, 32, 40) * 50)
+    assert maps.shape[0] == 3 and torch.isfinite(maps).all() and torch.allclose(probabilities.sum(1), torch.ones(3))

@@ -20,21 +20,25 @@ LARGE_DILATION = 8
 """From this dilation on (both axes) CPU inference pads the input before the convolution."""
 
 
-_PADDED = threading.local()  # this thread's zero-padded buffers: {(shape, dtype, device, format, mode): tensor}
+_PADDED = threading.local()  # this thread's zero-padded buffers: {(shape, padding, dtype, …): tensor}
 PADDED_BUFFERS = 8
-"""Zero-padded buffers kept per thread (one per shape, dtype and memory format; the oldest goes first)."""
+"""Zero-padded buffers kept per thread (one per shape, padding, dtype and memory format; the oldest goes first)."""
 
 
 def zero_padded(x: torch.Tensor, pad_h: int, pad_w: int) -> torch.Tensor:
     """(B, C, H, W) → (B, C, H + 2·pad_h, W + 2·pad_w) with zeros around ``x``, in a buffer that this thread reuses
-    for the next input of the same shape, dtype and memory format: only the interior is written on each call, so
-    the result is valid until the thread's next call with that shape. A fresh padded tensor of the ASPP's input
+    for the next input of the same shape, padding, dtype and memory format: only the interior is written on each
+    call, so the result is valid until the thread's next call with that shape. Each thread keeps up to
+    :data:`PADDED_BUFFERS` of them while it lives (41 MB each for the released network's ASPP at 240×320, 2 images,
+    bf16). A fresh padded tensor of the ASPP's input
     (2 × 2048 × 66 × 76 in bf16: 41 MB, above glibc's mmap threshold) is new memory on every call, and zero-filling
     it took 7 ms per image, mostly page faults."""
     height, width = x.shape[-2:]
     shape = (*x.shape[:-2], height + 2 * pad_h, width + 2 * pad_w)
     layout = torch.channels_last if x.is_contiguous(memory_format=torch.channels_last) else torch.contiguous_format
-    key = (shape, x.dtype, x.device, layout, torch.is_inference_mode_enabled())  # inference tensors stay inside
+    # the padding is in the key: a smaller input padded more has the same padded shape, and a buffer written with
+    # another interior would keep that input's values where this one needs zeros
+    key = (shape, pad_h, pad_w, x.dtype, x.device, layout, torch.is_inference_mode_enabled())
     buffers = _PADDED.__dict__.setdefault("buffers", {})
     padded = buffers.get(key)
     if padded is None:
