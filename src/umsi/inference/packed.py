@@ -51,7 +51,7 @@ class PackedConv2d(nn.Module):
     def __init__(self, conv: nn.Conv2d) -> None:
         super().__init__()
         self.conv = conv
-        self._packed: dict[tuple, torch.Tensor] = {}  # by input shape, weight dtype and storage, oldest first
+        self._packed: dict[tuple, torch.Tensor] = {}  # by input shape and weight dtype/storage/version, oldest first
 
     def __getstate__(self) -> dict:
         # the packed weights are oneDNN tensors, which cannot be copied or pickled; a copy packs its own again

@@ -188,7 +188,7 @@ def predict_jobs(predictor: Predictor, jobs: list[Job], cfg: DictConfig, output:
     record = RunRecord()
     loader = DataLoader(
         _ImageFiles(jobs, predictor.input_size, predictor.preprocessing),
-        batch_size=cfg.batch_size or ((predictor.chunk_size or 1) if predictor.device.type == "cpu" else 16),
+        batch_size=cfg.batch_size or predictor.default_batch_size,
         num_workers=cfg.num_workers,
         collate_fn=list,
     )

@@ -165,6 +165,12 @@ class Predictor:
         predictor.card = card
         return predictor
 
+    @property
+    def default_batch_size(self) -> int:
+        """Images per ``predict`` batch when none is given: ``chunk_size`` on the CPU (the images the network runs
+        at a time there anyway), 16 on a GPU."""
+        return (self.chunk_size or 1) if self.device.type == "cpu" else 16
+
     def preprocess(self, image_bgr: np.ndarray) -> torch.Tensor:
         """(H, W, 3) uint8 BGR → (3, h, w) float32 network input (letterboxed)."""
         return normalize_image(letterbox(image_bgr, self.input_size), self.preprocessing)
@@ -219,16 +225,15 @@ class Predictor:
         calibration: str = "none",
     ) -> Prediction | list[Prediction]:
         """Heatmaps and class probabilities for one image or a sequence of paths / PIL images / arrays.
-        ``batch_size`` None: ``chunk_size`` on the CPU (the images the network runs at a time there anyway), 16 on
-        a GPU. ``calibration``: ``"none"`` (the map as trained), a domain of ``self.calibrations``, or ``"auto"``
-        (each image gets the calibration of its predicted class; a class without one, the mean of the fitted
-        domains). Raises ``ValueError`` for a domain the model has no calibration for, and
-        :class:`~umsi.data.transforms.ImageShapeError` naming the image (its path, or its position) when its heatmap
-        cannot be made at its own size (:func:`~umsi.data.transforms.check_result_shape`)."""
+        ``batch_size`` None: :attr:`default_batch_size`. ``calibration``: ``"none"`` (the map as trained), a domain
+        of ``self.calibrations``, or ``"auto"`` (each image gets the calibration of its predicted class; a class
+        without one, the mean of the fitted domains). Raises ``ValueError`` for a domain the model has no
+        calibration for, and :class:`~umsi.data.transforms.ImageShapeError` naming the image (its path, or its
+        position) when its heatmap cannot be made at its own size (:func:`~umsi.data.transforms.check_result_shape`)."""
         self.calibration_for(calibration, None)  # refuse an unknown domain before any work
         single = isinstance(images, str | Path | Image.Image | np.ndarray)
         items = [images] if single else list(images)
-        batch_size = batch_size or ((self.chunk_size or 1) if self.device.type == "cpu" else 16)
+        batch_size = batch_size or self.default_batch_size
         results: list[Prediction] = []
         for start in range(0, len(items), batch_size):
             bgr = [as_bgr(image) for image in items[start : start + batch_size]]

@@ -29,10 +29,9 @@ def zero_padded(x: torch.Tensor, pad_h: int, pad_w: int) -> torch.Tensor:
     """(B, C, H, W) → (B, C, H + 2·pad_h, W + 2·pad_w) with zeros around ``x``, in a buffer that this thread reuses
     for the next input of the same shape, padding, dtype and memory format: only the interior is written on each
     call, so the result is valid until the thread's next call with that shape. Each thread keeps up to
-    :data:`PADDED_BUFFERS` of them while it lives (41 MB each for the released network's ASPP at 240×320, 2 images,
-    bf16). A fresh padded tensor of the ASPP's input
-    (2 × 2048 × 66 × 76 in bf16: 41 MB, above glibc's mmap threshold) is new memory on every call, and zero-filling
-    it took 7 ms per image, mostly page faults."""
+    :data:`PADDED_BUFFERS` of them while it lives. Why: a fresh padded tensor of the ASPP's input (2 × 2048 × 66 ×
+    76 in bf16 at 240×320: 41 MB, above glibc's mmap threshold) is new memory on every call, and zero-filling it
+    took 7 ms per image, mostly page faults."""
     height, width = x.shape[-2:]
     shape = (*x.shape[:-2], height + 2 * pad_h, width + 2 * pad_w)
     layout = torch.channels_last if x.is_contiguous(memory_format=torch.channels_last) else torch.contiguous_format
